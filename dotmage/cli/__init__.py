@@ -1,0 +1,1 @@
+"""The dmage command line: parsing, prompting, printing and exit codes."""

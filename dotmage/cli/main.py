@@ -1,0 +1,57 @@
+"""dmage's entry point: parse, dispatch to one handler, turn errors into codes."""
+
+import os
+import sys
+from dataclasses import dataclass
+
+from dotmage.cli.parser import build_parser
+from dotmage.cli.ui import Output, Prompter
+from dotmage.errors import DmageError
+
+USAGE_ERROR = 2
+INTERRUPTED = 130
+
+
+@dataclass
+class Context:
+    """What every handler gets: where to print and how to ask."""
+
+    out: Output
+    prompter: Prompter
+
+
+def handlers() -> dict:
+    from dotmage.cli import cmd_account, cmd_edit, cmd_envs, cmd_secrets, cmd_server
+
+    tables = (cmd_server, cmd_account, cmd_secrets, cmd_edit, cmd_envs)
+    return {name: run for table in tables for name, run in table.HANDLERS.items()}
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+
+    out = Output(json_mode=args.json, quiet=args.quiet)
+    context = Context(out, Prompter(out))
+    if os.environ.get("DOTMAGE_INSECURE_FAST_KDF") == "1":
+        out.warn("DOTMAGE_INSECURE_FAST_KDF=1: weak Argon2id settings, for tests only")
+    try:
+        return handlers()[args.command](args, context) or 0
+    except DmageError as error:
+        return _fail(out, str(error), error.exit_code)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except Exception as error:  # the last line of defence: no tracebacks
+        if os.environ.get("DOTMAGE_DEBUG") == "1":
+            raise
+        return _fail(out, f"unexpected error: {type(error).__name__}: {error}", 1)
+
+
+def _fail(out: Output, message: str, code: int) -> int:
+    print(f"dmage: {message}", file=sys.stderr, flush=True)
+    if out.json_mode:
+        out.document({"error": {"message": message, "exit_code": code}})
+    return code

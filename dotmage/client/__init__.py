@@ -1,0 +1,1 @@
+"""The dotMage client: HTTP API, local state, key cache, and the operations."""

@@ -1,0 +1,125 @@
+"""A small JSON-over-HTTP client on urllib, with errors that carry exit codes."""
+
+import json
+import os
+import socket
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from dotmage import errors
+
+API_PREFIX = "/api/v1"
+DEFAULT_TIMEOUT = 30.0
+STATUS_ERRORS = {
+    401: errors.NotAuthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+}
+
+
+def timeout_seconds() -> float:
+    try:
+        return float(os.environ.get("DOTMAGE_TIMEOUT", DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+class Http:
+    """Requests to one server; `bearer` is sent when given."""
+
+    def __init__(self, server: str, bearer: str | None = None):
+        self.server = normalize_server(server)
+        self.bearer = bearer
+
+    def get(self, path: str, **query):
+        return self.request("GET", path, query=query)
+
+    def post(self, path: str, body: dict):
+        return self.request("POST", path, body=body)
+
+    def put(self, path: str, body: dict):
+        return self.request("PUT", path, body=body)
+
+    def delete(self, path: str):
+        return self.request("DELETE", path)
+
+    def request(self, method: str, path: str, body=None, query=None) -> dict:
+        request = self._build(method, path, body, query)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_seconds()) as reply:
+                return self._decode(reply.status, reply.headers, reply.read())
+        except urllib.error.HTTPError as reply:
+            raise self._error(reply.code, reply.headers, reply.read()) from None
+        except (urllib.error.URLError, OSError) as failure:
+            raise self._unreachable(failure) from None
+
+    def _build(self, method, path, body, query) -> urllib.request.Request:
+        url = self.server + API_PREFIX + urllib.parse.quote(path, safe="/-._~")
+        if query:
+            pairs = {k: v for k, v in query.items() if v is not None}
+            url += "?" + urllib.parse.urlencode(pairs) if pairs else ""
+        headers = {"Accept": "application/json", "User-Agent": "dmage"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.bearer:
+            headers["Authorization"] = f"Bearer {self.bearer}"
+        return urllib.request.Request(url, data=data, headers=headers, method=method)
+
+    def _decode(self, status, headers, raw: bytes) -> dict:
+        try:
+            document = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            document = None
+        if not isinstance(document, dict):
+            kind = headers.get("Content-Type", "no content type")
+            raise errors.ServerError(
+                f"{self.server} answered HTTP {status} with {kind}, not dotMage "
+                "JSON: is this the right server URL?"
+            )
+        return document
+
+    def _error(self, status, headers, raw: bytes) -> errors.DmageError:
+        try:
+            detail = json.loads(raw)["error"]
+            message = str(detail["message"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return errors.ServerError(
+                f"{self.server} answered HTTP {status} without a dotMage error: "
+                "is this the right server URL?"
+            )
+        if status == 429:
+            wait = headers.get("Retry-After", "a while")
+            message = f"{message} (rate limited; retry after {wait}s)"
+        error = STATUS_ERRORS.get(status, errors.DmageError)(message)
+        error.status = status
+        error.detail = detail
+        return error
+
+    def _unreachable(self, failure: Exception) -> errors.ServerError:
+        reason = getattr(failure, "reason", failure)
+        if isinstance(reason, socket.timeout | TimeoutError):
+            text = f"did not answer within {timeout_seconds():g}s"
+        elif isinstance(reason, ssl.SSLError):
+            text = f"TLS failed ({getattr(reason, 'reason', None) or reason})"
+        elif isinstance(reason, ConnectionRefusedError):
+            text = "refused the connection (is `dmage serve` running?)"
+        elif isinstance(reason, socket.gaierror):
+            text = "has a host name that does not resolve"
+        else:
+            text = f"could not be reached ({reason})"
+        return errors.ServerError(f"the server at {self.server} {text}")
+
+
+def normalize_server(url: str) -> str:
+    url = (url or "").strip().rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise errors.DmageError(
+            f"'{url}' is not a server URL like http://127.0.0.1:9470"
+        )
+    return url

@@ -1,0 +1,1 @@
+"""The dotMage server: a Bottle app on Peewee, served by Waitress."""

@@ -1,0 +1,96 @@
+"""Minting and checking credentials; only hashes of secrets are stored."""
+
+import secrets
+from dataclasses import dataclass
+
+from dotmage import crypto
+from dotmage.server.db import Device, Token, now
+
+# Bearer strings are '<prefix><id>.<secret>': the id finds the row, the secret
+# is compared in constant time with the stored SHA-256.
+PREFIXES = {"access": "dat_", "refresh": "drt_", "ci": "dci_", "session": "dss_"}
+ONE_TIME_KINDS = ("enroll", "login")
+
+
+class TokenRejected(Exception):
+    """The presented credential is unknown, expired, revoked or reused."""
+
+    def __init__(self, reason: str = "invalid or expired token"):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Principal:
+    """Who is calling: a device, a web session, or a CI token."""
+
+    kind: str
+    token: Token
+    device: Device | None = None
+
+    @property
+    def actor(self) -> str:
+        if self.device is not None:
+            return f"device:{self.device.id}"
+        return f"{self.kind}:{self.token.id}"
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def mint(kind: str, ttl: int, **fields) -> str:
+    """Store a new credential and return its bearer string (shown once)."""
+    token_id, secret = new_id(), secrets.token_urlsafe(32)
+    Token.create(
+        id=token_id,
+        kind=kind,
+        secret_hash=crypto.sha256_hex(secret.encode()),
+        expires_at=now() + ttl,
+        **fields,
+    )
+    return f"{PREFIXES[kind]}{token_id}.{secret}"
+
+
+def issue_device_tokens(device: Device, settings) -> dict:
+    return {
+        "device_id": device.id,
+        "access_token": mint("access", settings.token_ttl, device=device),
+        "refresh_token": mint("refresh", settings.refresh_ttl, device=device),
+        "expires_in": settings.token_ttl,
+    }
+
+
+def check(bearer: str, kinds: tuple) -> Token:
+    """The live Token row a bearer string names, or TokenRejected."""
+    token = _row_for(bearer, kinds)
+    if token.revoked_at is not None or token.expires_at <= now():
+        raise TokenRejected()
+    if token.device_id and token.device.revoked_at is not None:
+        raise TokenRejected("this device was revoked: run dmage auth")
+    return token
+
+
+def check_secret(token: Token, secret_or_proof: bytes) -> bool:
+    return crypto.same(crypto.sha256_hex(secret_or_proof), token.secret_hash)
+
+
+def revoke_device(device: Device) -> None:
+    stamp = now()
+    Device.update(revoked_at=stamp).where(Device.id == device.id).execute()
+    (
+        Token.update(revoked_at=stamp)
+        .where((Token.device == device.id) & Token.revoked_at.is_null())
+        .execute()
+    )
+
+
+def _row_for(bearer: str, kinds: tuple) -> Token:
+    for kind in kinds:
+        prefix = PREFIXES[kind]
+        if isinstance(bearer, str) and bearer.startswith(prefix):
+            token_id, _, secret = bearer[len(prefix) :].partition(".")
+            token = Token.get_or_none((Token.id == token_id) & (Token.kind == kind))
+            if token is not None and check_secret(token, secret.encode()):
+                return token
+    raise TokenRejected()
