@@ -30,8 +30,10 @@ def folder_lines(listing: list) -> list[str]:
             lines.extend([""] if lines else [])
             lines.append(f"  {folder}/")
         for short, app in folders[folder]:
-            envs = f"{app['envs']:<3} envs"
-            lines.append(f"{indent}{short:<20} {envs:<8} {day(app['updated_at'])}")
+            count = app["envs"]
+            lines.append(
+                f"{indent}{short:<20} {count:<3} envs   {day(app['updated_at'])}"
+            )
     return lines
 
 

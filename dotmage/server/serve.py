@@ -65,7 +65,9 @@ def ensure_bootstrap_secret(configured: str | None) -> str | None:
         stored = Setting.get_or_none(Setting.key == "bootstrap_hash")
         if configured:
             digest = crypto.sha256_hex(configured.encode())
-            Setting.replace(key="bootstrap_hash", value=digest).execute()
+            Setting.insert(key="bootstrap_hash", value=digest).on_conflict(
+                conflict_target=[Setting.key], update={Setting.value: digest}
+            ).execute()
             return None
         if stored is not None:
             return None
