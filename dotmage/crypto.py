@@ -10,11 +10,29 @@ import base64
 import hashlib
 import hmac
 import os
+import sys
 from dataclasses import dataclass
 
-from Crypto.Cipher import AES
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
+
+def _import_pycryptodome():
+    # pycryptodome binds its C code through cffi whenever cffi can be imported,
+    # and cffi's parser costs ~45 ms at start; ctypes binds the same code in
+    # ~5 ms. A None entry in sys.modules makes `import cffi` fail just for this
+    # import, so `dmage exec` stays fast; argon2 still gets the real cffi later.
+    blocked = "cffi" not in sys.modules
+    if blocked:
+        sys.modules["cffi"] = None
+    try:
+        from Crypto.Cipher import AES
+        from Crypto.Hash import SHA256
+        from Crypto.Protocol.KDF import HKDF
+    finally:
+        if blocked:
+            del sys.modules["cffi"]
+    return AES, SHA256, HKDF
+
+
+AES, SHA256, HKDF = _import_pycryptodome()
 
 SEAL_VERSION = 1
 KEY_SIZE = 32
