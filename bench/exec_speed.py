@@ -1,52 +1,41 @@
-"""Measure how much dmage.pyz adds to a bare interpreter start; prints, asserts nothing.
+"""Measure what dmage.pyz adds to a bare interpreter start; prints, asserts nothing.
 
     python3 bench/exec_speed.py dist/dmage.pyz --runs 30
-    python3 bench/exec_speed.py dist/dmage.pyz --home ~/.dotmage-bench --app web
 
-The second form also times `dmage exec APP -- true`, which needs a running
-server and a DOTMAGE_HOME whose device is already enrolled for that app.
+It starts its own `dmage serve` from the .pyz on a free loopback port with a
+throwaway SQLite database and device in a temporary folder, creates an app
+with twelve keys, and times, each over N runs after one untimed warm-up:
+`python -c pass`, a bare interpreter making one HTTP request to the server,
+`dmage --version`, and `dmage exec APP -- true` with the key cached.
+The goal: exec costs little more than the bare interpreter plus one request.
 """
 
 import argparse
 import math
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
+from pathlib import Path
+
+SAMPLE = "".join(f"KEY_{n}=value-{n}\n" for n in range(12))
 
 
 def main(argv=None):
     args = parse_args(argv)
-    python = args.python
-    base_env = dict(os.environ)
-    if args.cache_dir:
-        base_env["DOTMAGE_CACHE_DIR"] = args.cache_dir
-    cases = [
-        ("python -c pass", [python, "-c", "pass"], base_env),
-        ("dmage --version (warm)", [python, args.pyz, "--version"], base_env),
-    ]
-    if args.home and args.app:
-        exec_env = dict(base_env, DOTMAGE_HOME=args.home)
-        command = [python, args.pyz, "exec", args.app, "--", "true"]
-        cases.append((f"dmage exec {args.app} -- true", command, exec_env))
-    else:
-        print(
-            "skipping `dmage exec`: pass --home and --app to time it", file=sys.stderr
-        )
-
-    print(f"{python}, {args.runs} runs each, after one untimed warm-up run")
-    print(f"{'command':32} {'median ms':>10} {'p90 ms':>10} {'x bare':>8}")
-    baseline = None
-    for label, command, env in cases:
-        timings = time_runs(command, env, args.runs)
-        if timings is None:
-            continue
-        median = statistics.median(timings)
-        baseline = baseline or median
-        p90 = percentile(timings, 90)
-        ratio = median / baseline
-        print(f"{label:32} {median * 1e3:10.1f} {p90 * 1e3:10.1f} {ratio:8.2f}")
+    with tempfile.TemporaryDirectory(prefix="dmage-bench-") as folder:
+        folder = Path(folder)
+        env = bench_environment(folder, args)
+        server = start_server(args, env, folder)
+        try:
+            report(args, env, server_url(env), folder)
+        finally:
+            server.terminate()
+            server.wait()
     return 0
 
 
@@ -56,28 +45,92 @@ def parse_args(argv):
     parser.add_argument("--runs", type=int, default=20, help="timed runs per command")
     parser.add_argument(
         "--python",
-        default=sys.executable,
+        default=os.path.realpath(sys.executable),
         help="interpreter to run (default: this one; a pyenv shim adds its own cost)",
     )
-    parser.add_argument("--cache-dir", help="DOTMAGE_CACHE_DIR for the runs")
-    parser.add_argument("--home", help="DOTMAGE_HOME of an enrolled device")
-    parser.add_argument("--app", help="app to run `dmage exec` against")
     return parser.parse_args(argv)
 
 
-def time_runs(command, env, runs):
-    """Wall-clock seconds per run, or None if the warm-up run fails."""
-    warm_up = subprocess.run(command, env=env, capture_output=True, text=True)
-    if warm_up.returncode != 0:
-        print(
-            f"skipping {' '.join(command)}: exit {warm_up.returncode}", file=sys.stderr
+def bench_environment(folder: Path, args) -> dict:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return dict(
+        os.environ,
+        DOTMAGE_HOME=str(folder / "device"),
+        DOTMAGE_CACHE_DIR=str(folder / "cache"),
+        DOTMAGE_DB_URL=f"sqlite:///{folder / 'server.db'}",
+        DOTMAGE_BOOTSTRAP_SECRET="bench-bootstrap-secret",
+        DOTMAGE_MASTER_PASSWORD="bench master password",
+        DOTMAGE_KEYRING="file",
+        DOTMAGE_BENCH_PORT=str(port),
+    )
+
+
+def server_url(env: dict) -> str:
+    return f"http://127.0.0.1:{env['DOTMAGE_BENCH_PORT']}"
+
+
+def start_server(args, env, folder: Path) -> subprocess.Popen:
+    command = [args.python, args.pyz, "serve", "--port", env["DOTMAGE_BENCH_PORT"]]
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - lives with the server
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(server_url(env) + "/api/v1/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+
+    (folder / ".env").write_text(SAMPLE)
+    for step in (["auth", "--server", server_url(env)], ["init", "bench"]):
+        subprocess.run(
+            [args.python, args.pyz, *step],
+            env=env,
+            cwd=folder,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
         )
-        print(warm_up.stderr.strip(), file=sys.stderr)
-        return None
+    return server
+
+
+def report(args, env, url, folder) -> None:
+    request = f"import urllib.request; urllib.request.urlopen('{url}/api/v1/health')"
+    cases = [
+        ("python -c pass", [args.python, "-c", "pass"]),
+        ("python + one HTTP request", [args.python, "-c", request]),
+        ("dmage --version", [args.python, args.pyz, "--version"]),
+        (
+            "dmage exec bench -- true",
+            [args.python, args.pyz, "exec", "bench", "--", "true"],
+        ),
+    ]
+    print(f"{args.python}, {args.runs} runs each, after one untimed warm-up run")
+    print(f"{'command':28} {'median ms':>10} {'p90 ms':>10} {'x bare':>8}")
+    medians = {}
+    for label, command in cases:
+        timings = time_runs(command, env, folder, args.runs)
+        medians[label] = statistics.median(timings)
+        ratio = medians[label] / medians["python -c pass"]
+        print(
+            f"{label:28} {medians[label] * 1e3:10.1f} "
+            f"{percentile(timings, 90) * 1e3:10.1f} {ratio:8.2f}"
+        )
+    floor = medians["python + one HTTP request"]
+    print(
+        f"exec against python + one request: "
+        f"{medians['dmage exec bench -- true'] / floor:.2f}x"
+    )
+
+
+def time_runs(command, env, folder, runs):
+    """Wall-clock seconds per run; the warm-up run must succeed."""
+    subprocess.run(command, env=env, cwd=folder, check=True, capture_output=True)
     timings = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(command, env=env, cwd=folder, stdout=subprocess.DEVNULL)
         timings.append(time.perf_counter() - started)
     return timings
 

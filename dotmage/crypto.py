@@ -24,15 +24,13 @@ def _import_pycryptodome():
         sys.modules["cffi"] = None
     try:
         from Crypto.Cipher import AES
-        from Crypto.Hash import SHA256
-        from Crypto.Protocol.KDF import HKDF
     finally:
         if blocked:
             del sys.modules["cffi"]
-    return AES, SHA256, HKDF
+    return AES
 
 
-AES, SHA256, HKDF = _import_pycryptodome()
+AES = _import_pycryptodome()
 
 SEAL_VERSION = 1
 KEY_SIZE = 32
@@ -107,9 +105,23 @@ def same(a: bytes | str, b: bytes | str) -> bool:
 
 
 def hkdf(key: bytes, info: str, size: int = KEY_SIZE) -> bytes:
+    """HKDF-SHA256 (RFC 5869) with an empty salt.
+
+    Written out on hmac rather than taken from Crypto.Protocol.KDF, whose
+    import costs ~20 ms on every start; tests/vectors/crypto.json pins it.
+    """
     if not isinstance(key, bytes) or not key:
         raise ValueError("HKDF needs key material")
-    return HKDF(key, size, salt=None, hashmod=SHA256, context=info.encode())
+    if not 0 < size <= 255 * 32:
+        raise ValueError("HKDF output size out of range")
+    pseudo_random_key = hmac.new(bytes(32), key, hashlib.sha256).digest()
+    output, block, counter = b"", b"", 1
+    while len(output) < size:
+        message = block + info.encode() + bytes([counter])
+        block = hmac.new(pseudo_random_key, message, hashlib.sha256).digest()
+        output += block
+        counter += 1
+    return output[:size]
 
 
 def derive_master_key(password: str, salt: bytes, params: KdfParams) -> bytes:
