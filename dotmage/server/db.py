@@ -2,7 +2,7 @@
 
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import peewee as pw
 
@@ -18,6 +18,17 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10000,
     "synchronous": "full",
     "foreign_keys": 1,
+}
+# libpq connection options a PostgreSQL URL may carry in its query string.
+PG_OPTIONS = {
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "target_session_attrs",
 }
 
 
@@ -132,9 +143,13 @@ def _migration_1(db: pw.Database) -> None:
     db.create_tables(TABLES_V1)
 
 
-# Numbered migrations, applied in order and recorded in SchemaVersion.
+# Numbered migrations, applied in order, each in the same transaction as its
+# SchemaVersion row. Migration 1 creates the tables from the models as they
+# are now, so every later step must check the schema before changing it: on a
+# fresh database, migration 1 already made the change.
 MIGRATIONS = [(1, _migration_1)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+MIGRATION_LOCK = 74700001
 
 
 def open_database(url: str) -> pw.Database:
@@ -144,13 +159,17 @@ def open_database(url: str) -> pw.Database:
     return db
 
 
-def migrate(db: pw.Database) -> int:
-    """Bring the schema to SCHEMA_VERSION; returns the version found first."""
-    db.create_tables([SchemaVersion], safe=True)
+def migrate(db: pw.Database, migrations=None) -> int:
+    """Bring the schema up to date; returns the version found first."""
+    migrations = MIGRATIONS if migrations is None else migrations
     with db.atomic():
         _lock_for_migration(db)
+        # Created under the lock: two servers racing on CREATE TABLE IF NOT
+        # EXISTS can both fail on PostgreSQL's catalog unique index.
+        db.create_tables([SchemaVersion], safe=True)
         found = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar() or 0
-        for version, step in MIGRATIONS:
+        _refuse_newer(found, migrations[-1][0])
+        for version, step in migrations:
             if version > found:
                 step(db)
                 SchemaVersion.create(version=version)
@@ -159,10 +178,37 @@ def migrate(db: pw.Database) -> int:
 
 def _lock_for_migration(db: pw.Database) -> None:
     # Two servers starting together must not both migrate: PostgreSQL holds a
-    # transaction-scoped advisory lock; SQLite transactions here all begin
-    # IMMEDIATE (see _sqlite), which takes the write lock up front.
+    # transaction-scoped advisory lock, so the second one waits and then finds
+    # the schema current; SQLite transactions here all begin IMMEDIATE (see
+    # _sqlite), which takes the write lock up front.
     if isinstance(db, pw.PostgresqlDatabase):
-        db.execute_sql("SELECT pg_advisory_xact_lock(74700001)")
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+
+
+def _refuse_newer(found: int, known: int) -> None:
+    # An older server on a newer schema could write rows the newer code
+    # cannot read: refuse rather than guess.
+    if found > known:
+        raise ConfigError(
+            f"DOTMAGE_DB_URL: the database schema is version {found}, newer "
+            f"than this server knows ({known}): run a newer dotmage"
+        )
+
+
+def usable(db: pw.Database) -> bool:
+    """Whether this thread's connection answers; a dead one is dropped."""
+    if db.is_closed() or not isinstance(db, pw.PostgresqlDatabase):
+        return True  # SQLite's file handle cannot be dropped by a server
+    try:
+        if db.is_connection_usable():
+            db.execute_sql("SELECT 1")
+            return True
+    except pw.DatabaseError:
+        pass
+    # The server closed it (restart, pg_terminate_backend, idle timeout):
+    # forget it, and the next query opens a new one.
+    db.dispose()
+    return False
 
 
 def _database_for(url: str) -> pw.Database:
@@ -203,19 +249,46 @@ def _sqlite(url: str) -> pw.SqliteDatabase:
 def _postgres(parts) -> pw.PostgresqlDatabase:
     try:
         import psycopg  # noqa: F401
-    except ImportError:
+    except ImportError as error:
+        # psycopg itself raises ImportError when it finds no libpq.
+        found = "" if error.name == "psycopg" else f" ({error})"
         raise ConfigError(
-            "DOTMAGE_DB_URL: PostgreSQL needs the psycopg driver "
-            "(pip install 'psycopg[binary]', or use the Docker image)"
+            f"DOTMAGE_DB_URL: PostgreSQL needs the psycopg driver{found}: "
+            "pip install 'dotmage[postgres]' (and libpq), "
+            "or 'psycopg[binary]', or use the Docker image"
         ) from None
-    name = parts.path.lstrip("/")
-    if not name:
+    name = unquote(parts.path.lstrip("/"))
+    if not name or "/" in name:
         raise ConfigError("DOTMAGE_DB_URL: name the database, as in .../dotmage")
+    # Percent-decoded here, and handed to the driver as separate values, so a
+    # password may hold any character once written as %XX in the URL.
     return pw.PostgresqlDatabase(
-        unquote(name),
+        name,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-        host=parts.hostname or None,
-        port=parts.port or 5432,
-        autorollback=True,
+        host=unquote(parts.hostname) if parts.hostname else None,
+        port=_port(parts),
+        prefer_psycopg3=True,
+        **_connect_options(parts.query),
     )
+
+
+def _port(parts) -> int:
+    try:
+        return parts.port or 5432
+    except ValueError:
+        raise ConfigError("DOTMAGE_DB_URL: the port is not a number") from None
+
+
+def _connect_options(query: str) -> dict:
+    # libpq options in the query string, e.g. ?sslmode=require&connect_timeout=5
+    options = {}
+    for key, values in parse_qs(query, keep_blank_values=True).items():
+        if key not in PG_OPTIONS:
+            raise ConfigError(
+                f"DOTMAGE_DB_URL: unknown option '{key}' "
+                f"(known: {', '.join(sorted(PG_OPTIONS))})"
+            )
+        options[key] = values[-1]
+    options.setdefault("connect_timeout", "10")
+    return options

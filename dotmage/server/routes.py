@@ -431,7 +431,9 @@ def push(call, app, env):
                 latest_revision=_latest(row),
             )
         _add_revision(call, row, base + 1, blob, "push")
-    audit.record(call, "push", app=app, env=env)
+        # In the transaction: the 201 goes out only after the revision and
+        # its audit entry are committed together (synchronous=FULL on SQLite).
+        audit.record(call, "push", app=app, env=env)
     return 201, {"app": app, "env": env, "number": base + 1}
 
 
@@ -450,7 +452,7 @@ def rollback(call, app, env):
         if not _advance(row, latest):
             raise ApiError(409, "the env moved on during the rollback; try again")
         _add_revision(call, row, latest + 1, source.blob, "rollback", source.number)
-    audit.record(call, "rollback", app=app, env=env)
+        audit.record(call, "rollback", app=app, env=env)
     return 201, {
         "app": app,
         "env": env,

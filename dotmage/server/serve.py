@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from urllib.parse import unquote, urlsplit
 
 from dotmage import crypto
 from dotmage.server.settings import ConfigError, load_settings
@@ -18,21 +19,42 @@ def prepare(environ=None):
     from dotmage.server.app import make_app
     from dotmage.server.db import migrate, open_database
 
+    db = open_database(settings.db_url)
     try:
-        db = open_database(settings.db_url)
         db.connect(reuse_if_open=True)
         migrate(db)
+        secret = ensure_bootstrap_secret(settings.bootstrap_secret)
     except ConfigError:
         raise
     except Exception as error:  # the driver's own errors vary by database
-        raise ConfigError(
-            f"DOTMAGE_DB_URL: cannot open the database: {error}"
-        ) from None
-    secret = ensure_bootstrap_secret(settings.bootstrap_secret)
+        raise ConfigError(_open_failure(error, settings.db_url)) from None
     if secret:
         _announce(secret)
     db.close()
-    return settings, make_app(settings)
+    return settings, LiveConnection(make_app(settings), db)
+
+
+class LiveConnection:
+    """WSGI middleware: each request starts on a live database connection.
+
+    Each Waitress thread keeps its own connection (Peewee's thread-local
+    state) for the life of the process; before a request runs, a PostgreSQL
+    connection is checked with one round trip and reopened if the database
+    dropped it, so a restarted PostgreSQL costs no failed request.
+    docs/operations.md has the measurements behind this choice.
+    """
+
+    def __init__(self, app, db):
+        self.app, self.db = app, db
+
+    def __call__(self, environ, start_response):
+        from dotmage.server.db import usable
+
+        if not usable(self.db):
+            logging.getLogger("dotmage.server").warning(
+                "the database dropped a connection: reconnecting"
+            )
+        return self.app(environ, start_response)
 
 
 def serve(host: str, port: int, environ=None, threads: int = 8) -> None:
@@ -61,19 +83,26 @@ def ensure_bootstrap_secret(configured: str | None) -> str | None:
     from dotmage.server.db import Setting, database
     from dotmage.server.routes import new_bootstrap_secret
 
+    if configured:
+        digest = crypto.sha256_hex(configured.encode())
+        Setting.insert(key="bootstrap_hash", value=digest).on_conflict(
+            conflict_target=[Setting.key], update={Setting.value: digest}
+        ).execute()
+        return None
+
+    # Two servers starting at once on a fresh database: the first insert
+    # wins, and only that server shows its secret.
+    secret = new_bootstrap_secret()
     with database.atomic():
-        stored = Setting.get_or_none(Setting.key == "bootstrap_hash")
-        if configured:
-            digest = crypto.sha256_hex(configured.encode())
-            Setting.insert(key="bootstrap_hash", value=digest).on_conflict(
-                conflict_target=[Setting.key], update={Setting.value: digest}
-            ).execute()
-            return None
-        if stored is not None:
-            return None
-        secret = new_bootstrap_secret()
-        Setting.create(key="bootstrap_hash", value=crypto.sha256_hex(secret.encode()))
-        return secret
+        made = (
+            Setting.insert(
+                key="bootstrap_hash", value=crypto.sha256_hex(secret.encode())
+            )
+            .on_conflict_ignore()
+            .as_rowcount()
+            .execute()
+        )
+    return secret if made == 1 else None
 
 
 def _announce(secret: str) -> None:
@@ -94,6 +123,15 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("waitress").setLevel(logging.WARNING)
+
+
+def _open_failure(error: Exception, url: str) -> str:
+    # One line, and never the password, whatever the driver put in its text.
+    text = " ".join(str(error).split()) or type(error).__name__
+    password = urlsplit(url).password
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return f"DOTMAGE_DB_URL: cannot open {_safe_db_name(url)}: {text[:300]}"
 
 
 def _safe_db_name(url: str) -> str:
