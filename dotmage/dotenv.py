@@ -19,6 +19,8 @@ __all__ = [
     "comparable",
     "compare",
     "decode",
+    "formatting_changes",
+    "is_key",
     "parse",
     "parse_bytes",
     "quote",
@@ -302,6 +304,11 @@ def _append(text: str, pairs: Mapping[str, str], ending: str) -> str:
     return text + "".join(added)
 
 
+def is_key(name: str) -> bool:
+    """Whether name can be a key: letters, digits, _, . and -."""
+    return _KEY.fullmatch(name) is not None
+
+
 def unset_keys(text: str, keys: Iterable[str]) -> str:
     """Remove every assignment of keys, all its lines, keeping the rest as is."""
     doomed = set(keys)
@@ -347,3 +354,36 @@ def compare(old_text: str, new_text: str) -> Diff:
         changed=sorted(changed),
         only_formatting=old == new and old_text != new_text,
     )
+
+
+def formatting_changes(old_text: str, new_text: str) -> list[str]:
+    """Name what differs between two texts that hold the same values."""
+    old, new = _layout(old_text), _layout(new_text)
+    if not old["line endings"] or not new["line endings"]:
+        # A file of one line without a final break uses no line ending at all.
+        del old["line endings"], new["line endings"]
+    changes = [name for name in old if old[name] != new[name]]
+    if not changes and old_text != new_text:
+        # Same kinds of line break, placed differently (a mixed file).
+        changes.append("line endings")
+    return changes
+
+
+def _layout(text: str) -> dict:
+    """The parts of a file that hold no value, each under the name diff shows."""
+    bom, lines = _split(text)
+    inside: set[int] = set()
+    assignments = []
+    for assignment in _scan(lines):
+        span = range(assignment.first, assignment.last + 1)
+        inside.update(span)
+        assignments.append([lines[index].content for index in span])
+    return {
+        "byte order mark": bom,
+        "line endings": {line.ending for line in lines if line.ending},
+        "final line break": text.endswith(("\n", "\r")),
+        "comments or blank lines": [
+            line.content for index, line in enumerate(lines) if index not in inside
+        ],
+        "how values are written (quoting, spacing, export, order)": assignments,
+    }

@@ -112,21 +112,27 @@ def push(args, context) -> int:
     return 0
 
 
-def fetch(args, context, number=None) -> vault.Revision:
-    """A decrypted revision: through DOTMAGE_CI_TOKEN, or as this device."""
+def fetch(args, context, number=None, keep_local=False) -> vault.Revision:
+    """A decrypted revision: through DOTMAGE_CI_TOKEN, or as this device.
+
+    keep_local: the caller writes no .env file (exec, get, diff), so the
+    revision the local file is based on stays what it was.
+    """
     token = vault.ci_token_from_environment()
     if token is not None and not state.read_json(state.CREDENTIALS):
         env = getattr(args, "env", None) or token.env
         return vault.ci_pull(token, args.name, env, number)
     app, env = target(args)
-    return open_vault(context).pull(app, env, number)
+    return open_vault(context).pull(app, env, number, keep_local=keep_local)
 
 
 def pull(args, context) -> int:
-    revision = fetch(args, context, args.rev)
+    exported = args.format != "dotenv"
+    revision = fetch(args, context, args.rev, keep_local=exported)
     values = values_of(revision.data, f"revision {revision.number}")
     data = _formatted(revision.data, values, args.format)
-    if args.stdout:
+    # JSON and shell exports are for pipes and eval; only --output writes them.
+    if args.stdout or (exported and not args.output):
         context.out.raw(data)
         return 0
     output = args.output or ".env"
@@ -199,12 +205,17 @@ def exec_(args, context) -> int:
         raise errors.DmageError(
             f"give the command after --: dmage exec {args.name} -- CMD"
         )
-    revision = fetch(args, context)
+    revision = fetch(args, context, keep_local=True)
     secrets = values_of(revision.data, f"revision {revision.number}")
     environment = dict(os.environ)
     for key, value in secrets.items():
         if args.no_override and key in environment:
             continue
+        if "\0" in value:
+            raise errors.DmageError(
+                f"the value of {key} holds a NUL character, which no environment "
+                "variable can carry"
+            )
         environment[key] = value
     return run_command(argv, environment)
 

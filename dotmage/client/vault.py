@@ -12,6 +12,7 @@ from dotmage.client.session import Session
 
 CI_PREFIX = "dmage_ci_"
 CI_VARIABLE = "DOTMAGE_CI_TOKEN"
+REVISION_FORMAT = "dotenv"
 
 
 @dataclass
@@ -37,7 +38,7 @@ def env_path(app: str, env: str) -> str:
 
 
 def seal_revision(env_key: bytes, app: str, env: str, data: bytes) -> str:
-    document = {"format": "dotenv", "text": data.decode("utf-8")}
+    document = {"format": REVISION_FORMAT, "text": data.decode("utf-8")}
     plaintext = json.dumps(document, ensure_ascii=False).encode("utf-8")
     return crypto.seal(env_key, plaintext, crypto.aad_revision(app, env))
 
@@ -50,8 +51,23 @@ def open_revision(env_key: bytes, app: str, env: str, blob: str) -> bytes:
             f"the revision the server sent for {app} env {env} fails authentication "
             "(tampered, or it belongs to another app or env): refusing it"
         ) from None
-    document = json.loads(plaintext)
-    return document["text"].encode("utf-8")
+    return _revision_text(plaintext, app, env).encode("utf-8")
+
+
+def _revision_text(plaintext: bytes, app: str, env: str) -> str:
+    """The .env text inside an authentic revision document."""
+    try:
+        document = json.loads(plaintext)
+        form, text = document["format"], document["text"]
+    except (ValueError, KeyError, TypeError):
+        form, text = None, None
+    if form != REVISION_FORMAT or not isinstance(text, str):
+        # Authentic but unreadable: written by a newer or broken client.
+        raise errors.DmageError(
+            f"a revision of {app} env {env} is not a {REVISION_FORMAT} document "
+            "this dmage can read: upgrade dmage"
+        )
+    return text
 
 
 def open_env_key(account_key: bytes, app: str, env: str, sealed: str) -> bytes:
@@ -120,14 +136,15 @@ class Vault:
         self.session.call("DELETE", env_path(app, env))
         state.forget_sync(self.session.server, app, env)
 
-    def push(self, app: str, env: str, data: bytes, base: int | None = None) -> int:
+    def push(self, app, env, data: bytes, base=None, keep_local=False) -> int:
+        """keep_local: an edit made without the local file (set, unset)."""
         env_key, info = self.env_key(app, env)
         if base is None:
             entry = state.sync_entry(self.session.server, app, env)
             base = entry.get("local", info["latest_revision"])
-        return self._push(app, env, env_key, base, data)
+        return self._push(app, env, env_key, base, data, keep_local=keep_local)
 
-    def _push(self, app, env, env_key, base, data, record=True) -> int:
+    def _push(self, app, env, env_key, base, data, record=True, keep_local=False):
         blob = seal_revision(env_key, app, env, data)
         try:
             pushed = self.session.call(
@@ -142,18 +159,25 @@ class Vault:
             ) from None
         number = pushed["number"]
         if record:
-            state.record_sync(self.session.server, app, env, number, number)
+            local = self._local(app, env) if keep_local else number
+            state.record_sync(self.session.server, app, env, local, number)
         return number
 
-    def pull(self, app: str, env: str, number: int | None = None) -> Revision:
+    def pull(self, app, env, number=None, keep_local=False) -> Revision:
+        """keep_local: the caller writes no local file (get, diff, exec)."""
         env_key, info = self.env_key(app, env)
         revision = fetch_revision(self.session.call, app, env, env_key, number)
         check_not_rolled_back(self.session.server, revision)
         if number is None:
-            state.record_sync(
-                self.session.server, app, env, revision.number, revision.latest
-            )
+            local = self._local(app, env) if keep_local else revision.number
+            state.record_sync(self.session.server, app, env, local, revision.latest)
         return revision
+
+    def _local(self, app: str, env: str) -> int:
+        # The revision the local file is based on stays the base of the next
+        # push, so a file that lacks a later set or unset is refused as stale
+        # instead of silently undoing it.
+        return state.sync_entry(self.session.server, app, env).get("local", 0)
 
     def history(self, app: str, env: str, limit: int, before=None) -> dict:
         return self.session.call(
