@@ -35,6 +35,9 @@ def auth(args, context) -> int:
         f"{first}Device registered. Key cached (expires in {format_duration(ttl)})."
     )
     context.out.say(f"  The key is kept in {result['key_store_description']}.")
+    replaced = result["replaced_device_id"]
+    if replaced:
+        context.out.say(f"  It replaces this machine's earlier device {replaced}.")
     context.out.document(result)
     return 0
 
@@ -51,13 +54,15 @@ def lock(args, context) -> int:
 
 
 def logout(args, context) -> int:
+    device_id = Session().config.get("device_id") or "ID"
     result = signing.logout()
     if result["revoked_on_server"]:
         context.out.say("Logged out: this device is revoked and its local data gone.")
     else:
-        context.out.say(
-            f"Local data removed, but the server was not told ({result['reason']}): "
-            "revoke this device from another one with dmage devices revoke ID."
+        context.out.warn(
+            f"local data removed, but the server was not told ({result['reason']}): "
+            f"revoke this device from another one with dmage devices revoke "
+            f"{device_id}"
         )
     context.out.document(result)
     return 0
@@ -85,6 +90,11 @@ def passwd(args, context) -> int:
 def devices(args, context) -> int:
     current = Session()
     if getattr(args, "action", None) == "revoke":
+        if args.device_id == current.config.get("device_id"):
+            raise errors.DmageError(
+                "that is this device: run dmage logout to revoke it and remove "
+                "its local data"
+            )
         result = current.call("DELETE", f"/devices/{args.device_id}")
         context.out.say(f"Revoked device {result['revoked']}.")
         context.out.document(result)
@@ -110,7 +120,7 @@ def gen_token(args, context) -> int:
     context.out.say(
         f"  Enrollment token (one use, expires in {format_duration(ttl)}):\n"
     )
-    context.out.data(f"  {created['token']}")
+    context.out.product(created["token"])
     context.out.say("\n  On the new device: dmage auth --server URL --enroll TOKEN")
     return 0
 
@@ -121,7 +131,7 @@ def token(args, context) -> int:
     )
     context.out.document(created)
     context.out.say("  Web admin login token (one-time, 5 min):\n")
-    context.out.data(f"  {created['token']}")
+    context.out.product(created["token"])
     context.out.say("\n  Paste this token in the web admin login page.")
     return 0
 
@@ -137,7 +147,7 @@ def gen_ci_token(args, context) -> int:
     )
     context.out.document(created)
     context.out.say(f"  CI token for {args.app}/{args.env}:\n")
-    context.out.data(f"  {created['token']}")
+    context.out.product(created["token"])
     context.out.say("\n  Store it as a CI secret (e.g. DOTMAGE_CI_TOKEN).")
     return 0
 

@@ -140,53 +140,65 @@ def status(args, context) -> int:
     if args.forget:
         state.forget_sync(server, args.forget)
         context.out.say(f"Forgot what this device saw of {args.forget}.")
+        context.out.document({"server": server, "forgot": args.forget})
         return 0
-    store = vault.Vault(current, context.prompter.password_reader())
-    rows = [
-        _status_row(store, app, env, entry)
-        for app, env, entry in state.all_sync_entries(server)
-    ]
+    entries = state.all_sync_entries(server)
+    if args.env:
+        entries = [item for item in entries if item[1] == args.env]
+    rows = [_status_row(current, server, *item) for item in entries]
     context.out.document({"server": server, "envs": rows})
     if not rows:
         context.out.say("Nothing pulled or pushed from this device yet.")
     for row in rows:
-        context.out.data(
-            f"  {row['app']:<24} {row['env']:<10} local {row['local']:<4} "
-            f"server {row['server'] if row['server'] is not None else '-':<4} "
-            f"{row['state']}"
-        )
-        if row["state"] == "server rolled back":
-            context.out.warn(
-                f"the server is behind revision {row['seen']} that this device saw "
-                f"for {row['app']} ({row['env']})"
-            )
+        _print_status(context.out, row)
     return 0
 
 
-def _status_row(store, app, env, entry) -> dict:
+def _print_status(out, row: dict) -> None:
+    server = row["server"] if row["server"] is not None else "-"
+    out.data(
+        f"  {row['app']:<24} {row['env']:<10} local {row['local']:<4} "
+        f"server {server:<4} {row['state']}"
+    )
+    if row["state"] == "server rolled back":
+        out.warn(
+            f"the server says {row['app']} ({row['env']}) is at revision "
+            f"{row['server']}, but this device saw revision {row['seen']}: it lost "
+            "data or was restored from a backup. If that was on purpose, run "
+            f"dmage status --forget {row['app']}"
+        )
+
+
+def _status_row(current: Session, server: str, app: str, env: str, entry) -> dict:
     try:
-        latest = store.session.call("GET", vault.env_path(app, env))["latest_revision"]
+        latest = current.call("GET", vault.env_path(app, env))["latest_revision"]
     except errors.NotFound:
         latest = None
     local, seen = entry.get("local", 0), entry.get("seen", 0)
-    if latest is None:
-        label = "gone from the server"
-    elif latest < seen:
-        label = "server rolled back"
-    elif local == latest:
-        label = "up to date"
-    elif local < latest:
-        label = "outdated"
-    else:
-        label = "ahead"
+    if latest is not None and latest >= seen:
+        state.record_seen(server, app, env, latest)
+    edited = state.file_changed(entry)
     return {
         "app": app,
         "env": env,
         "local": local,
         "server": latest,
-        "seen": seen,
-        "state": label,
+        "seen": max(seen, latest or 0),
+        "file": entry.get("file"),
+        "edited": bool(edited),
+        "state": _sync_state(local, seen, latest, bool(edited)),
     }
+
+
+def _sync_state(local: int, seen: int, latest: int | None, edited: bool) -> str:
+    """'ahead' means the local file holds edits not pushed yet."""
+    if latest is None:
+        return "gone from the server"
+    if latest < seen:
+        return "server rolled back"
+    if local < latest:
+        return "diverged" if edited else "outdated"
+    return "ahead" if edited else "up to date"
 
 
 def _check(problem) -> None:

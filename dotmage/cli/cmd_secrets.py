@@ -87,7 +87,9 @@ def moment(stamp: int) -> str:
 def init(args, context) -> int:
     app, env = target(args)
     data, values = read_env_file(args.file, context.out)
-    number = open_vault(context).create_app(app, env, data)
+    store = open_vault(context)
+    number = store.create_app(app, env, data)
+    state.record_file(store.session.server, app, env, Path(args.file))
     context.out.say(
         f"Created app '{app}'. Pushed revision {number} from {args.file} "
         f"({_keys(len(values))})."
@@ -101,7 +103,9 @@ def init(args, context) -> int:
 def push(args, context) -> int:
     app, env = target(args)
     data, values = read_env_file(args.file, context.out)
-    number = open_vault(context).push(app, env, data)
+    store = open_vault(context)
+    number = store.push(app, env, data)
+    state.record_file(store.session.server, app, env, Path(args.file))
     context.out.say(
         f"Pushed revision {number} of {app} ({env}) from {args.file} "
         f"({_keys(len(values))})."
@@ -133,10 +137,13 @@ def pull(args, context) -> int:
     data = _formatted(revision.data, values, args.format)
     # JSON and shell exports are for pipes and eval; only --output writes them.
     if args.stdout or (exported and not args.output):
-        context.out.raw(data)
+        _print_pulled(context.out, revision, values, data)
         return 0
     output = args.output or ".env"
     written = write_pulled(Path(output), data, args, context, revision.number)
+    server = Session().config.get("server")  # None when pulled by a CI token
+    if server and args.rev is None and not exported:
+        state.record_file(server, revision.app, revision.env, Path(output))
     arrow = "→" if _can_print("→") else "->"
     if written:
         context.out.say(f"Decrypted {_keys(len(values))} {arrow} {output}")
@@ -153,6 +160,23 @@ def pull(args, context) -> int:
         }
     )
     return 0
+
+
+def _print_pulled(out, revision: vault.Revision, values: dict, data: bytes) -> None:
+    """The file on stdout; under --json, one document holding it and its values."""
+    if not out.json_mode:
+        out.raw(data)
+        return
+    out.document(
+        {
+            "app": revision.app,
+            "env": revision.env,
+            "revision": revision.number,
+            "keys": len(values),
+            "values": values,
+            "text": revision.data.decode("utf-8"),
+        }
+    )
 
 
 def _formatted(data: bytes, values: dict, form: str) -> bytes:

@@ -5,11 +5,13 @@ import sys
 from dataclasses import dataclass
 
 from dotmage.cli.parser import build_parser
-from dotmage.cli.ui import Output, Prompter
+from dotmage.cli.ui import Output, Prompter, Spinner
+from dotmage.client import http
 from dotmage.errors import DmageError
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
+SLOW_SERVER = 0.4  # seconds before a spinner shows for a server's answer
 
 
 @dataclass
@@ -36,6 +38,7 @@ def main(argv=None) -> int:
 
     out = Output(json_mode=args.json, quiet=args.quiet)
     context = Context(out, Prompter(out))
+    http.waiting = lambda label: Spinner(out, label, delay=SLOW_SERVER)
     if os.environ.get("DOTMAGE_INSECURE_FAST_KDF") == "1":
         out.warn("DOTMAGE_INSECURE_FAST_KDF=1: weak Argon2id settings, for tests only")
     try:

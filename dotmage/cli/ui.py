@@ -33,6 +33,17 @@ class Output:
         if not self.json_mode and not self.quiet:
             print(text, file=self.stdout, flush=True)
 
+    def product(self, text: str) -> None:
+        """What the command made and nobody can show again (a token).
+
+        Printed even under --quiet, so that TOKEN=$(dmage gen-token -q) works;
+        indented for a person at a terminal, bare for a pipe.
+        """
+        if self.json_mode:
+            return
+        shown = f"  {text}" if self.stdout.isatty() else text
+        print(shown, file=self.stdout, flush=True)
+
     def raw(self, data: bytes) -> None:
         """Exact bytes on stdout (pull --stdout), even under --quiet."""
         self.stdout.flush()
@@ -82,31 +93,58 @@ class Prompter:
     def password_reader(self):
         return lambda label: self.secret(label, "DOTMAGE_MASTER_PASSWORD")
 
+    def note(self, text: str) -> None:
+        """A line that explains the prompts coming next, at a terminal only."""
+        if interactive():
+            self.out.say(text)
+
     def confirm(self, question: str) -> bool:
         """A yes at a terminal; never yes without one."""
         if not interactive():
             return False
-        answer = input(f"  {question} [y/N] ")
+        # The question goes to stderr: stdout may be a pipe or a JSON document.
+        self.out.stderr.write(f"  {question} [y/N] ")
+        self.out.stderr.flush()
+        answer = sys.stdin.readline()
         return answer.strip().lower() in ("y", "yes")
 
     def wait(self, label: str, work, *args):
         """Run work(*args), with a spinner on a terminal and nothing otherwise."""
-        if not (sys.stderr.isatty() and not self.out.quiet):
+        with Spinner(self.out, label, delay=0):
             return work(*args)
-        done = threading.Event()
-        spinner = threading.Thread(target=self._spin, args=(label, done), daemon=True)
-        spinner.start()
-        try:
-            return work(*args)
-        finally:
-            done.set()
-            spinner.join()
 
-    def _spin(self, label: str, done: threading.Event) -> None:
+
+class Spinner:
+    """A spinner on stderr while a block runs, only when stderr is a terminal.
+
+    With a delay, nothing is drawn unless the block outlasts it, so quick
+    server answers do not flicker.
+    """
+
+    def __init__(self, out: Output, label: str, delay: float = 0.0):
+        self.out, self.label, self.delay = out, label, delay
+        self.done = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        if self.out.stderr.isatty() and not self.out.quiet:
+            self.thread = threading.Thread(target=self._spin, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+        return False
+
+    def _spin(self) -> None:
+        if self.done.wait(self.delay):
+            return
         for frame in itertools.cycle("|/-\\"):
-            self.out.stderr.write(f"\r  {label} {frame}")
+            self.out.stderr.write(f"\r  {self.label} {frame}")
             self.out.stderr.flush()
-            if done.wait(0.1):
+            if self.done.wait(0.1):
                 break
-        self.out.stderr.write("\r" + " " * (len(label) + 6) + "\r")
+        self.out.stderr.write("\r" + " " * (len(self.label) + 6) + "\r")
         self.out.stderr.flush()

@@ -1,5 +1,6 @@
 """Signing a device in and out: account creation, registration, enrollment."""
 
+import contextlib
 import secrets
 
 from dotmage import crypto, errors
@@ -14,7 +15,10 @@ def sign_in(server: str, prompter, ttl: int) -> dict:
     """First device creates the account; later ones register with the password."""
     server = session.check_server(server)
     http = Http(server)
-    http.get("/health")
+    if http.get("/health").get("account"):
+        prompter.note("\n  New device: register with the bootstrap secret\n")
+    else:
+        prompter.note("\n  First device: create the account on this server\n")
     bootstrap = prompter.secret("Bootstrap secret", "DOTMAGE_BOOTSTRAP_SECRET")
     try:
         kdf = _unauthenticated(http.post, "/auth/prelogin", bootstrap_secret=bootstrap)
@@ -87,16 +91,26 @@ def enroll(server: str, token: str, ttl: int) -> dict:
     return _finish(server, issued, account_key, ttl, created=False)
 
 
+NEXT_STEPS = {
+    "wrong bootstrap secret": "use the one the server printed at its first start "
+    "(or its DOTMAGE_BOOTSTRAP_SECRET), then run dmage auth again",
+    "wrong master password": "check it and run dmage auth again",
+}
+
+
 def _unauthenticated(method, path: str, **body) -> dict:
     # On these endpoints a 401 means a wrong secret, not a missing sign-in.
     try:
         return method(path, body)
     except errors.NotAuthenticated as error:
-        raise errors.DmageError(str(error)) from None
+        message = str(error)
+        hint = NEXT_STEPS.get(message)
+        raise errors.DmageError(f"{message}: {hint}" if hint else message) from None
 
 
 def _finish(server, issued, account_key, ttl, created) -> dict:
     current = Session()
+    replaced = _retire_previous(current, server)
     if current.config.get("server") not in (None, server):
         state.remove(state.SYNC)
     # Credentials first: a token just received is never lost to a keychain error.
@@ -107,10 +121,30 @@ def _finish(server, issued, account_key, ttl, created) -> dict:
         "server": server,
         "device_id": issued["device_id"],
         "created_account": created,
+        "replaced_device_id": replaced,
         "key_store": store,
         "key_store_description": keycache.describe(store),
         "ttl": ttl,
     }
+
+
+def _retire_previous(current: Session, server: str) -> str | None:
+    """Signing in again replaces this machine's old device on that server.
+
+    Its tokens are about to be overwritten, so nobody could use or revoke it
+    from here later: the server is told now (best effort, it may be revoked
+    already). The old device on another server is left alone: that server
+    may be gone, and waiting for it would stall this sign-in.
+    """
+    old_device = current.config.get("device_id")
+    if not old_device:
+        return None
+    current.forget_key()
+    if current.config.get("server") != server:
+        return None
+    with contextlib.suppress(errors.DmageError):
+        current.call("POST", "/auth/logout", {})
+    return old_device
 
 
 def lock() -> bool:
@@ -141,9 +175,11 @@ def logout() -> dict:
 
 
 def clean() -> dict:
-    """Wipe every local trace, reaching no server."""
-    current = Session()
-    current.forget_key()
+    """Wipe every local trace, reaching no server, even from damaged state."""
+    # An unreadable config.json must not stop it: the key file goes with the
+    # folder either way.
+    with contextlib.suppress(errors.DmageError):
+        Session().forget_key()
     return {"removed": str(state.wipe())}
 
 

@@ -1,5 +1,7 @@
 """A small JSON-over-HTTP client on urllib, with errors that carry exit codes."""
 
+import contextlib
+import http.client
 import json
 import os
 import socket
@@ -18,6 +20,11 @@ STATUS_ERRORS = {
     404: errors.NotFound,
     409: errors.Conflict,
 }
+
+
+# The CLI sets this to show a spinner while a slow server answers; client/
+# itself never draws anything.
+waiting = contextlib.nullcontext
 
 
 def timeout_seconds() -> float:
@@ -48,6 +55,10 @@ class Http:
 
     def request(self, method: str, path: str, body=None, query=None) -> dict:
         request = self._build(method, path, body, query)
+        with waiting(f"Waiting for {self.server}"):
+            return self._send(request)
+
+    def _send(self, request: urllib.request.Request) -> dict:
         try:
             with urllib.request.urlopen(request, timeout=timeout_seconds()) as reply:
                 return self._decode(reply.status, reply.headers, reply.read())
@@ -55,6 +66,12 @@ class Http:
             raise self._error(reply.code, reply.headers, reply.read()) from None
         except (urllib.error.URLError, OSError) as failure:
             raise self._unreachable(failure) from None
+        except http.client.HTTPException as failure:
+            # Something answered on that port, but not in HTTP.
+            raise errors.ServerError(
+                f"the server at {self.server} did not answer in HTTP "
+                f"({type(failure).__name__}): is this the right server URL?"
+            ) from None
 
     def _build(self, method, path, body, query) -> urllib.request.Request:
         url = self.server + API_PREFIX + urllib.parse.quote(path, safe="/-._~")
@@ -104,8 +121,15 @@ class Http:
         reason = getattr(failure, "reason", failure)
         if isinstance(reason, socket.timeout | TimeoutError):
             text = f"did not answer within {timeout_seconds():g}s"
+        elif isinstance(reason, ssl.SSLCertVerificationError):
+            text = (
+                f"has a certificate this machine does not trust "
+                f"({reason.verify_message}): for a self-signed one, point "
+                "SSL_CERT_FILE at its CA file"
+            )
         elif isinstance(reason, ssl.SSLError):
-            text = f"TLS failed ({getattr(reason, 'reason', None) or reason})"
+            detail = getattr(reason, "reason", None) or reason
+            text = f"failed the TLS handshake ({detail}): does it speak https there?"
         elif isinstance(reason, ConnectionRefusedError):
             text = "refused the connection (is `dmage serve` running?)"
         elif isinstance(reason, socket.gaierror):

@@ -4,8 +4,10 @@ The store used is remembered in config.json, so that a command with the key
 cached in a file never imports keyring (about 140 ms of backend imports).
 """
 
+import contextlib
 import json
 import os
+import threading
 import time
 
 from dotmage import crypto
@@ -14,6 +16,43 @@ from dotmage.client import state
 SERVICE = "dotmage"
 KEYRING = "keychain"
 FILE = "file"
+TIMEOUT_VARIABLE = "DOTMAGE_KEYCHAIN_TIMEOUT"
+DEFAULT_TIMEOUT = 5.0
+
+
+class KeychainFailed(Exception):
+    """The keychain raised, or did not answer in time."""
+
+
+def _timeout() -> float:
+    try:
+        return float(os.environ.get(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+def _keychain(operation: str, *args):
+    """One keyring call, abandoned after a few seconds.
+
+    A keychain waiting for a desktop unlock dialog nobody will see must not
+    hang a command (or lose the device token that auth just received).
+    """
+    outcome = {}
+
+    def run():
+        try:
+            import keyring
+
+            outcome["value"] = getattr(keyring, operation)(*args)
+        except Exception as error:  # any backend failure means "no keychain"
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(_timeout())
+    if thread.is_alive() or "error" in outcome:
+        raise KeychainFailed(operation)
+    return outcome.get("value")
 
 
 def store_name() -> str:
@@ -21,11 +60,10 @@ def store_name() -> str:
     if os.environ.get("DOTMAGE_KEYRING", "").lower() in ("0", "no", "off", "file"):
         return FILE
     try:
-        import keyring
         from keyring.backends import fail
 
-        backend = keyring.get_keyring()
-    except Exception:  # a broken HOME or keyring config must not stop us
+        backend = _keychain("get_keyring")
+    except Exception:  # no keyring, a broken HOME or keyring config: use a file
         return FILE
     module = type(backend).__module__
     # keyrings.alt's file keyrings prompt for their own password: no good
@@ -45,10 +83,9 @@ def save(account_key: bytes, ttl: int, entry: str) -> str:
     store = store_name()
     if store == KEYRING:
         try:
-            import keyring
-
-            keyring.set_password(SERVICE, entry, record)
-        except Exception:
+            _keychain("set_password", SERVICE, entry, record)
+            state.remove(state.KEY_FILE)  # no stale copy left in a file
+        except KeychainFailed:
             store = FILE
     if store == FILE:
         state.write_private(state.home() / state.KEY_FILE, record.encode())
@@ -75,12 +112,8 @@ def load(store: str | None, entry: str) -> bytes | None:
 def forget(store: str | None, entry: str) -> None:
     state.remove(state.KEY_FILE)
     if store == KEYRING:
-        try:
-            import keyring
-
-            keyring.delete_password(SERVICE, entry)
-        except Exception:
-            pass
+        with contextlib.suppress(KeychainFailed):
+            _keychain("delete_password", SERVICE, entry)
 
 
 def describe(store: str) -> str:
@@ -92,10 +125,8 @@ def describe(store: str) -> str:
 def _read(store: str | None, entry: str) -> str | None:
     if store == KEYRING:
         try:
-            import keyring
-
-            return keyring.get_password(SERVICE, entry)
-        except Exception:
+            return _keychain("get_password", SERVICE, entry)
+        except KeychainFailed:
             return None
     try:
         return (state.home() / state.KEY_FILE).read_text(encoding="utf-8")

@@ -93,14 +93,27 @@ class Session:
         return Http(self.server, self._credentials["access_token"])
 
     def refresh(self) -> None:
-        credentials = self.credentials()
-        try:
-            issued = Http(self.server).post(
-                "/auth/refresh", {"refresh_token": credentials["refresh_token"]}
-            )
-        except errors.NotAuthenticated as error:
-            raise errors.NotAuthenticated(f"{error}: run dmage auth") from None
-        self.save_credentials(issued)
+        """New tokens for this device, one dmage process at a time.
+
+        Refresh tokens rotate and a reused one revokes the device, so two
+        processes must never spend the same one: the second waits for the
+        lock, then finds and uses the tokens the first one received.
+        """
+        spent = self.credentials()["refresh_token"]
+        with state.locked():
+            stored = state.read_json(state.CREDENTIALS)
+            if stored.get("refresh_token") not in (None, spent):
+                self._credentials = stored
+                return
+            try:
+                issued = Http(self.server).post(
+                    "/auth/refresh", {"refresh_token": spent}
+                )
+            except errors.NotAuthenticated as error:
+                raise errors.NotAuthenticated(
+                    f"{error}: this device is signed out; run dmage auth"
+                ) from None
+            self.save_credentials(issued)
 
     def call(self, method: str, path: str, body=None, **query) -> dict:
         """One authenticated request; an expired access token is refreshed."""

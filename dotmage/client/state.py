@@ -15,6 +15,7 @@ CONFIG = "config.json"
 CREDENTIALS = "credentials.json"
 SYNC = "sync.json"
 KEY_FILE = "account-key.json"
+LOCK_FILE = ".lock"
 
 
 def home() -> Path:
@@ -75,6 +76,24 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+@contextlib.contextmanager
+def locked():
+    """Hold this device's state lock: one dmage process at a time inside."""
+    folder = home()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(folder / LOCK_FILE, "a+b") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; refreshes are rare there
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _discard(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
@@ -109,6 +128,46 @@ def record_sync(server: str, app: str, env: str, local: int, seen: int) -> None:
     entry["seen"] = max(seen, entry.get("seen", 0))
     data[key] = entry
     write_json(SYNC, data)
+
+
+def record_seen(server: str, app: str, env: str, seen: int) -> None:
+    """Remember that the server once had this revision of an env."""
+    data = read_json(SYNC)
+    entry = data.get(_sync_key(server, app, env))
+    if entry is not None and seen > entry.get("seen", 0):
+        entry["seen"] = seen
+        write_json(SYNC, data)
+
+
+def record_file(server: str, app: str, env: str, path: Path) -> None:
+    """Remember the file this device last pushed or pulled for an env, and
+    its hash, so that status can tell when it was edited since."""
+    import hashlib
+
+    data = read_json(SYNC)
+    entry = data.get(_sync_key(server, app, env))
+    if entry is None:
+        return
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return
+    entry.update(file=str(Path(path).resolve()), sha256=digest)
+    write_json(SYNC, data)
+
+
+def file_changed(entry: dict) -> bool | None:
+    """Whether the recorded file differs from what was pushed or pulled;
+    None when no file is recorded or it is gone."""
+    import hashlib
+
+    if not entry.get("file"):
+        return None
+    try:
+        data = Path(entry["file"]).read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(data).hexdigest() != entry.get("sha256")
 
 
 def forget_sync(server: str, app: str, env: str | None = None) -> None:
