@@ -108,7 +108,7 @@ class Vault:
         try:
             self.session.call("POST", "/apps", {"name": app})
         except errors.Conflict:
-            raise errors.DmageError(
+            raise errors.Conflict(
                 f"app '{app}' already exists: use dmage push {app}"
             ) from None
         env_key = self.create_env(app, env, account_key)
@@ -123,14 +123,16 @@ class Vault:
                 "POST", f"{app_path(app)}/envs", {"name": env, "sealed_key": sealed}
             )
         except errors.Conflict:
-            raise errors.DmageError(f"app '{app}' already has an env '{env}'") from None
+            raise errors.Conflict(f"app '{app}' already has an env '{env}'") from None
         return env_key
 
     def copy_env(self, app: str, source: str, target: str) -> int:
         """A new env with the source's latest text, under the new env's own key."""
-        revision = self.pull(app, source)
+        revision = self.pull(app, source, keep_local=True)
         env_key = self.create_env(app, target)
-        return self._push(app, target, env_key, 0, revision.data, record=False)
+        return self._push(
+            app, target, env_key, 0, revision.data, record=False, copy_of=revision
+        )
 
     def delete_env(self, app: str, env: str) -> None:
         self.session.call("DELETE", env_path(app, env))
@@ -144,14 +146,14 @@ class Vault:
             base = entry.get("local", info["latest_revision"])
         return self._push(app, env, env_key, base, data, keep_local=keep_local)
 
-    def _push(self, app, env, env_key, base, data, record=True, keep_local=False):
-        blob = seal_revision(env_key, app, env, data)
+    def _push(
+        self, app, env, env_key, base, data, record=True, keep_local=False, copy_of=None
+    ):
+        body = {"base_revision": base, "blob": seal_revision(env_key, app, env, data)}
+        if copy_of is not None:  # history shows it as a copy of that revision
+            body.update(kind="copy", source_revision=copy_of.number)
         try:
-            pushed = self.session.call(
-                "POST",
-                f"{env_path(app, env)}/revisions",
-                {"base_revision": base, "blob": blob},
-            )
+            pushed = self.session.call("POST", f"{env_path(app, env)}/revisions", body)
         except errors.Conflict as error:
             raise errors.Conflict(
                 f"{error}: pull first (dmage pull {app} --env {env}), merge your "
@@ -188,8 +190,10 @@ class Vault:
         result = self.session.call(
             "POST", f"{env_path(app, env)}/rollback", {"revision": number}
         )
-        server = self.session.server
-        state.record_sync(server, app, env, result["number"], result["number"])
+        # The local file is still the pre-rollback one: a push of it must be
+        # refused as stale, not silently undo the rollback.
+        local = self._local(app, env)
+        state.record_sync(self.session.server, app, env, local, result["number"])
         return result
 
 

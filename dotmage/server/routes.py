@@ -415,13 +415,23 @@ def pull_number(call, app, env, number):
     "POST",
     ENV + "/revisions",
     "push",
-    body={"base_revision": (int, True), "blob": (str, True)},
+    body={
+        "base_revision": (int, True),
+        "blob": (str, True),
+        "kind": (str, False),
+        "source_revision": (int, False),
+    },
 )
 def push(call, app, env):
-    """A new revision; refused with 409 unless based on the latest one."""
+    """A new revision; refused with 409 unless based on the latest one.
+
+    kind "copy" marks the first revision of an env made by `env new
+    --copy-from`, with the source env's revision number.
+    """
     row = _env(app, env)
     base = call.body["base_revision"]
     blob = _sealed(call.body["blob"])
+    kind, source = _push_kind(call.body, base)
     with database.atomic():
         if not _advance(row, base):
             raise ApiError(
@@ -430,7 +440,7 @@ def push(call, app, env):
                 f"{_latest(row)}; your push was based on {base}",
                 latest_revision=_latest(row),
             )
-        _add_revision(call, row, base + 1, blob, "push")
+        _add_revision(call, row, base + 1, blob, kind, source)
         # In the transaction: the 201 goes out only after the revision and
         # its audit entry are committed together (synchronous=FULL on SQLite).
         audit.record(call, "push", app=app, env=env)
@@ -751,6 +761,16 @@ def _add_revision(call, row, number, blob, kind, source=None) -> None:
         device_name=device.name if device else "web admin",
     )
     App.update(updated_at=now()).where(App.id == row.app_id).execute()
+
+
+def _push_kind(body: dict, base: int) -> tuple[str, int | None]:
+    kind = body.get("kind") or "push"
+    if kind not in ("push", "copy"):
+        raise ApiError(400, "'kind' must be push or copy")
+    if kind == "copy" and base != 0:
+        raise ApiError(400, "a copy can only be an env's first revision")
+    source = body.get("source_revision") if kind == "copy" else None
+    return kind, source
 
 
 def _revision(row: Env, number: int) -> Revision:
