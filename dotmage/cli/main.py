@@ -23,15 +23,22 @@ class Context:
 
 
 def handlers() -> dict:
-    from dotmage.cli import cmd_account, cmd_edit, cmd_envs, cmd_secrets, cmd_server
+    from dotmage.cli import (
+        cmd_account,
+        cmd_edit,
+        cmd_envs,
+        cmd_meta,
+        cmd_secrets,
+        cmd_server,
+    )
 
-    tables = (cmd_server, cmd_account, cmd_secrets, cmd_edit, cmd_envs)
+    tables = (cmd_server, cmd_account, cmd_secrets, cmd_edit, cmd_envs, cmd_meta)
     return {name: run for table in tables for name, run in table.HANDLERS.items()}
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, sys.argv[1:] if argv is None else list(argv))
     if not args.command:
         parser.print_help(sys.stderr)
         return USAGE_ERROR
@@ -51,6 +58,17 @@ def main(argv=None) -> int:
         if os.environ.get("DOTMAGE_DEBUG") == "1":
             raise
         return _fail(out, f"unexpected error: {type(error).__name__}: {error}", 1)
+
+
+def parse(parser, argv: list):
+    """Parse dmage's arguments; after exec's --, everything is the command's."""
+    if "--" in argv and "exec" in argv[: argv.index("--")]:
+        split = argv.index("--")
+        args = parser.parse_args(argv[:split])
+        if args.command == "exec":
+            args.argv = [*args.argv, *argv[split + 1 :]]
+            return args
+    return parser.parse_args(argv)
 
 
 def _fail(out: Output, message: str, code: int) -> int:

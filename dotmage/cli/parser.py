@@ -6,7 +6,7 @@ may import bottle, peewee, argon2 or keyring.
 
 import argparse
 
-from dotmage import __version__
+from dotmage.cli.cmd_meta import VersionAction
 
 PROG = "dmage"
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 error or not found, 2 usage, "
         "3 not authenticated (run dmage auth), 4 conflict.",
     )
-    parser.add_argument("--version", action="version", version=f"dmage {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     _global_flags(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_server, _account, _secrets, _envs, _tokens, _meta):
@@ -108,7 +108,11 @@ def _secrets(commands) -> None:
         action="store_true",
         help="keep variables already set in the environment",
     )
-    exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    # main() hands over everything after the first -- untouched, so the
+    # command's own flags are never read as dmage's.
+    exec_.add_argument(
+        "argv", nargs="*", metavar="-- COMMAND", help="the command and its arguments"
+    )
 
     diff = _command(commands, "diff", "compare a local .env with the latest revision")
     _name(diff)
@@ -188,7 +192,12 @@ def _tokens(commands) -> None:
 
 
 def _meta(commands) -> None:
-    _command(commands, "version", "print the version")
+    _command(commands, "version", "print the version, build id and target")
+    completion = _command(commands, "completion", "print a shell completion script")
+    completion.add_argument("shell", choices=("bash", "zsh", "powershell"))
+    help_ = _command(commands, "help", "show a command's help, or the man page")
+    help_.add_argument("topic", nargs="*", metavar="COMMAND", help="e.g. env new")
+    help_.add_argument("--man", action="store_true", help="show the manual page")
 
 
 def _name(sub: argparse.ArgumentParser) -> None:
