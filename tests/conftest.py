@@ -131,12 +131,9 @@ def start_server(
 ) -> Server:
     """Start `dmage serve`; bootstrap=None lets the server make its own secret."""
     port = port or free_port()
-    environment = base_environment(
-        DOTMAGE_DB_URL=db_url,
-        DOTMAGE_RATE_LIMIT="1000/min",
-        HOME=tmp_path / "server-home",
-        **settings,
-    )
+    # settings may override these defaults (e.g. a low DOTMAGE_RATE_LIMIT).
+    defaults = {"DOTMAGE_RATE_LIMIT": "1000/min", "HOME": tmp_path / "server-home"}
+    environment = base_environment(DOTMAGE_DB_URL=db_url, **{**defaults, **settings})
     if bootstrap is not None:
         environment["DOTMAGE_BOOTSTRAP_SECRET"] = bootstrap
     log_path = tmp_path / f"server-{port}.log"
