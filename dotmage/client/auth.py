@@ -77,6 +77,8 @@ def enroll(server: str, token: str, ttl: int) -> dict:
         token_id=token_id,
         proof=crypto.b64encode(proof),
         device_name=session.device_name(),
+        # A web login code pasted here is refused without being spent.
+        kind="enroll",
     )
     if "device_id" not in issued:
         raise errors.DmageError("that is a web admin login code, not a device token")

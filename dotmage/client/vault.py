@@ -200,10 +200,11 @@ class Vault:
 def fetch_revision(call, app: str, env: str, env_key: bytes, number) -> Revision:
     which = "latest" if number is None else str(number)
     reply = call("GET", f"{env_path(app, env)}/revisions/{which}")
-    if number is not None and reply.get("number") != number:
+    wanted = reply.get("latest_revision") if number is None else number
+    if reply.get("number") != wanted:
         raise errors.TamperedData(
-            f"asked for revision {number} of {app} env {env}, the server sent "
-            f"{reply.get('number')}: refusing it"
+            f"asked for revision {which} of {app} env {env} ({wanted}), the server "
+            f"sent {reply.get('number')}: refusing it"
         )
     data = open_revision(env_key, app, env, reply["blob"])
     return Revision(app, env, reply["number"], reply["latest_revision"], data)

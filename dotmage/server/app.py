@@ -13,16 +13,19 @@ from dotmage.server import audit, ratelimit, tokens
 from dotmage.server.db import Account, Device, now
 from dotmage.server.endpoints import API_PREFIX, ENDPOINTS, Endpoint
 from dotmage.server.http import (
+    INT_MAX,
     AccessLog,
     ApiError,
+    check_text,
     client_address,
     field,
     json_response,
     read_json,
+    request_scheme,
 )
 
 log = logging.getLogger("dotmage.server")
-SESSION_COOKIE = "dmage_session"
+SESSION_COOKIE = tokens.SESSION_COOKIE
 # Web sessions must send this header on writes: a cross-site form cannot.
 CSRF_HEADER = "X-Dmage-Web"
 LAST_SEEN_EVERY = 60
@@ -36,11 +39,16 @@ class Call:
     address: str
     body: dict
     query: dict
+    scheme: str = "http"
     principal: tokens.Principal | None = None
     response_headers: dict | None = None
+    # Who to name in the audit log when nobody signed in yet (an enrollment).
+    actor_override: str | None = None
 
     @property
     def actor(self) -> str:
+        if self.actor_override:
+            return self.actor_override
         return self.principal.actor if self.principal else "anonymous"
 
     def require_scope(self, app: str, env: str) -> None:
@@ -72,17 +80,27 @@ def make_app(settings) -> AccessLog:
 
 def _wrap(ep: Endpoint, settings):
     def handle(**url_args):
+        environ = bottle.request.environ
         call = Call(
             settings,
-            client_address(bottle.request.environ, settings.trusted_proxies),
+            client_address(environ, settings.trusted_proxies),
             body={},
             query={},
+            scheme=request_scheme(environ, settings.trusted_proxies),
         )
         try:
+            _check_url_args(url_args)
             return _run(ep, call, url_args)
         except ApiError as error:
             audit.refusal(call, ep, url_args, error.status)
             return error.response()
+        except pw.IntegrityError:
+            # Two requests raced to create the same thing; the loser is told.
+            log.warning("integrity error on %s %s", ep.method, ep.path)
+            return ApiError(409, "that changed at the same time; try again").response()
+        except pw.DataError:
+            log.warning("data error on %s %s", ep.method, ep.path)
+            return ApiError(400, "a value does not fit the database").response()
         except pw.OperationalError:
             log.exception("database error on %s %s", ep.method, ep.path)
             return ApiError(503, "the database is busy; try again").response()
@@ -90,11 +108,21 @@ def _wrap(ep: Endpoint, settings):
     return handle
 
 
+def _check_url_args(url_args: dict) -> None:
+    # Path parts reach queries and the audit log: the same rules as bodies.
+    for name, value in url_args.items():
+        if isinstance(value, int):
+            if not 0 <= value <= INT_MAX:
+                raise ApiError(400, f"'{name}' must be between 0 and {INT_MAX}")
+        else:
+            check_text(value, f"the {name} in the path", 300)
+
+
 def _run(ep: Endpoint, call: Call, url_args: dict) -> bottle.HTTPResponse:
     if ep.rate_limited:
         ratelimit.check(call.address, call.settings)
     if ep.auth != "none":
-        call.principal = authenticate(ep)
+        authenticate(ep, call)
     if ep.method in ("POST", "PUT", "PATCH"):
         call.body = _typed_body(ep, read_json(call.settings.max_body))
     call.query = _typed_query(ep)
@@ -104,7 +132,8 @@ def _run(ep: Endpoint, call: Call, url_args: dict) -> bottle.HTTPResponse:
     return json_response(body, status, call.response_headers)
 
 
-def authenticate(ep: Endpoint) -> tokens.Principal:
+def authenticate(ep: Endpoint, call: Call) -> None:
+    """Set call.principal from a bearer token or the web session cookie."""
     bearer = _bearer()
     if bearer:
         kinds = ("access", "ci")
@@ -120,15 +149,16 @@ def authenticate(ep: Endpoint) -> tokens.Principal:
         token = tokens.check(credential, kinds)
     except tokens.TokenRejected as error:
         raise ApiError(401, error.reason) from None
+    device = token.device if token.device_id else None
+    # Set before the scope check, so a refusal is audited under the CI token.
+    call.principal = tokens.Principal(token.kind, token, device)
+    _touch(token)
     if token.kind == "ci" and ep.auth != "read":
         raise ApiError(
             403,
             f"a CI token can only read {token.app_name} env {token.env_name}; "
-            "this needs a device (run dmage auth)",
+            f"{ep.action} needs a signed-in device (dmage auth)",
         )
-    _touch(token)
-    device = token.device if token.device_id else None
-    return tokens.Principal(token.kind, token, device)
 
 
 def _bearer() -> str | None:
@@ -169,9 +199,13 @@ def _typed_query(ep: Endpoint) -> dict:
         if value is None or value == "":
             continue
         if kind is int:
-            if not value.isdigit() or len(value) > 9:
+            if not value.isascii() or not value.isdigit() or len(value) > 10:
                 raise ApiError(400, f"'{name}' must be a non-negative integer")
             value = int(value)
+            if value > INT_MAX:
+                raise ApiError(400, f"'{name}' must be at most {INT_MAX}")
+        else:
+            check_text(value, f"'{name}'", 300)
         query[name] = value
     return query
 

@@ -7,16 +7,17 @@ import peewee as pw
 from dotmage.server.db import Audit
 
 log = logging.getLogger("dotmage.server")
-REFUSALS = (401, 403, 404, 409, 413, 429)
+REFUSALS = (400, 401, 403, 404, 409, 413, 429)
 
 
 def record(call, action: str, outcome: str = "ok", app=None, env=None) -> None:
+    """One line of the log; the fields are cut to their columns, never refused."""
     Audit.create(
-        actor=call.actor,
-        action=action,
-        app_name=app,
-        env_name=env,
-        outcome=outcome,
+        actor=call.actor[:64],
+        action=action[:32],
+        app_name=app[:200] if app else None,
+        env_name=env[:32] if env else None,
+        outcome=outcome[:32],
         address=(call.address or "")[:64],
     )
 

@@ -76,6 +76,10 @@ def read_json(max_body: int) -> dict:
     return body
 
 
+# Every integer the API takes fits a 32-bit signed column on PostgreSQL.
+INT_MAX = 2**31 - 1
+
+
 def field(body: dict, name: str, kind=str, required=True, default=None):
     """One typed field of a JSON body; a wrong type is a 400, never a 500."""
     value = body.get(name, default)
@@ -87,21 +91,73 @@ def field(body: dict, name: str, kind=str, required=True, default=None):
         raise ApiError(400, f"'{name}' must be an integer")
     if not isinstance(value, kind):
         raise ApiError(400, f"'{name}' must be of type {kind.__name__}")
-    if kind is str and len(value) > 1_000_000:
-        raise ApiError(413, f"'{name}' is too long")
+    if kind is int and not 0 <= value <= INT_MAX:
+        raise ApiError(400, f"'{name}' must be between 0 and {INT_MAX}")
+    if kind is str:
+        check_text(value, f"'{name}'")
+    if kind is dict:
+        _check_nested(value, name)
     return value
 
 
+def check_text(value: str, what: str, limit: int = 1_000_000) -> str:
+    """Text a database can store: bounded, no NUL, valid UTF-8 (no surrogates)."""
+    if len(value) > limit:
+        raise ApiError(413 if limit >= 1_000_000 else 400, f"{what} is too long")
+    if "\0" in value:
+        raise ApiError(400, f"{what} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, f"{what} is not valid UTF-8") from None
+    return value
+
+
+def _check_nested(value: dict, name: str) -> None:
+    # Objects (the KDF parameters) hold only short scalars; anything else
+    # would reach a handler that never expected it.
+    if len(value) > 16:
+        raise ApiError(400, f"'{name}' has too many fields")
+    for key, item in value.items():
+        check_text(key, f"a key of '{name}'", 64)
+        if isinstance(item, str):
+            check_text(item, f"'{name}.{key[:20]}'", 200)
+        elif isinstance(item, int) and not -INT_MAX <= item <= INT_MAX:
+            raise ApiError(400, f"'{name}.{key[:20]}' is out of range")
+
+
 def client_address(environ, trusted_proxies) -> str:
-    """REMOTE_ADDR, or the first untrusted hop of X-Forwarded-For from a proxy."""
+    """REMOTE_ADDR, or the first untrusted hop of X-Forwarded-For from a proxy.
+
+    X-Forwarded-For is believed only when the connection comes from an address
+    in DOTMAGE_TRUSTED_PROXIES; anyone else could write any address there and
+    dodge the rate limit or forge the audit log.
+    """
     address = environ.get("REMOTE_ADDR") or "unknown"
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
     if not forwarded or not _trusted(address, trusted_proxies):
         return address
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
         if not _trusted(hop, trusted_proxies):
-            return hop[:64]
+            return hop if _is_address(hop) else "invalid-forwarded-for"
     return address
+
+
+def request_scheme(environ, trusted_proxies) -> str:
+    """http or https as the browser sees it; X-Forwarded-Proto only from a proxy."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    forwarded = environ.get("HTTP_X_FORWARDED_PROTO", "")
+    if forwarded and _trusted(environ.get("REMOTE_ADDR", ""), trusted_proxies):
+        scheme = forwarded.split(",")[0].strip().lower()
+    return "https" if scheme == "https" else "http"
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _trusted(address: str, networks) -> bool:

@@ -3,8 +3,6 @@
 import json
 import secrets
 
-import bottle
-
 from dotmage import __version__, crypto
 from dotmage.names import app_name_problem, env_name_problem
 from dotmage.server import audit, ratelimit, tokens
@@ -152,9 +150,14 @@ def refresh(call):
             tokens.revoke_device(token.device)
         else:
             issued = tokens.issue_device_tokens(token.device, call.settings)
+            tokens.retire_access_tokens(token.device, issued["access_token"])
+    call.actor_override = f"device:{token.device_id}"
     if not claimed:
+        # Two parties held this refresh token: a thief and the device. Which
+        # one is which is unknowable, so the device is revoked for both.
         audit.record(call, "auth.refresh_reuse", "device_revoked")
         _auth_failed(call, "refresh token reused: this device was revoked")
+    audit.record(call, "auth.refresh")
     return issued
 
 
@@ -168,18 +171,28 @@ def refresh(call):
         "token_id": (str, True),
         "proof": (str, True),
         "device_name": (str, False),
+        "kind": (str, False),
     },
 )
 def enroll(call):
-    """Redeem an enrollment token or web login code with its proof."""
-    token = Token.get_or_none(
-        (Token.id == call.body["token_id"]) & Token.kind.in_(tokens.ONE_TIME_KINDS)
-    )
+    """Redeem an enrollment token or web login code with its proof.
+
+    kind (enroll or login), when given, must match the token's kind; a
+    mismatch is refused before the token is spent.
+    """
+    token_id = call.body["token_id"]
+    token = None
+    if tokens.is_token_id(token_id):
+        token = Token.get_or_none(
+            (Token.id == token_id) & Token.kind.in_(tokens.ONE_TIME_KINDS)
+        )
     proof = _b64(call.body["proof"], "proof")
     if token is None or not tokens.check_secret(token, proof):
         _auth_failed(call, "unknown or wrong enrollment token")
+    call.actor_override = f"{token.kind}:{token.id}"
     if token.revoked_at or token.used_at or token.expires_at <= now():
-        _auth_failed(call, "this enrollment token was used, revoked or expired")
+        _auth_failed(call, f"this {_one_time_noun(token)} was used, revoked or expired")
+    _check_kind(call.body.get("kind"), token)
     with database.atomic():
         if not _claim_once(token):
             _auth_failed(call, "this enrollment token was already used")
@@ -194,10 +207,7 @@ def logout(call):
     principal = call.principal
     if principal.kind == "session":
         _revoke_token(principal.token.id)
-        bottle.response.delete_cookie("dmage_session", path="/")
-        call.response_headers = {
-            "Set-Cookie": "dmage_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
-        }
+        call.response_headers = {"Set-Cookie": _session_cookie(call, "", 0)}
     elif principal.device is not None:
         tokens.revoke_device(principal.device)
     audit.record(call, "auth.logout")
@@ -300,7 +310,8 @@ def create_app(call):
     return 201, {"name": name}
 
 
-@endpoint("DELETE", "/apps/<app:path>", "apps.delete")
+# Under APP, not /apps/<app:path>: that would also match every env path.
+@endpoint("DELETE", APP, "apps.delete")
 def delete_app(call, app):
     """Delete an app with all its envs and revisions."""
     row = _app(app)
@@ -686,13 +697,40 @@ def _redeem(call, token: Token) -> dict:
         issued = tokens.issue_device_tokens(device, call.settings)
         return {**issued, "kdf": json.loads(account.kdf), **_sealed_by(token)}
 
-    session = tokens.mint("session", call.settings.token_ttl, name="web admin")
-    secure = "; Secure" if bottle.request.urlparts.scheme == "https" else ""
-    call.response_headers = {
-        "Set-Cookie": f"dmage_session={session}; Path=/; HttpOnly; "
-        f"SameSite=Strict; Max-Age={call.settings.token_ttl}{secure}"
-    }
-    return {"session": True, **_sealed_by(token)}
+    ttl = call.settings.token_ttl
+    session = tokens.mint("session", ttl, name="web admin", created_by=token.id)
+    call.response_headers = {"Set-Cookie": _session_cookie(call, session, ttl)}
+    return {"session": True, "expires_in": ttl, **_sealed_by(token)}
+
+
+def _session_cookie(call, value: str, max_age: int) -> str:
+    # HttpOnly: page scripts never see it. SameSite=Strict: no cross-site
+    # request carries it. Secure when the browser came over HTTPS (directly,
+    # or through a proxy in DOTMAGE_TRUSTED_PROXIES).
+    secure = "; Secure" if call.scheme == "https" else ""
+    return (
+        f"{tokens.SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; "
+        f"SameSite=Strict{secure}"
+    )
+
+
+def _one_time_noun(token: Token) -> str:
+    return "web admin login code" if token.kind == "login" else "enrollment token"
+
+
+def _check_kind(wanted: str | None, token: Token) -> None:
+    if wanted is None or wanted == token.kind:
+        return
+    if wanted not in tokens.ONE_TIME_KINDS:
+        raise ApiError(400, "'kind' must be enroll or login")
+    raise ApiError(
+        400,
+        "that is a web admin login code: paste it in the web admin, or make a "
+        "device token with dmage gen-token"
+        if token.kind == "login"
+        else "that is a device enrollment token: use dmage auth --enroll",
+        code="wrong_token_kind",
+    )
 
 
 def _sealed_by(token: Token) -> dict:

@@ -9,6 +9,10 @@ from pathlib import Path
 from dotmage.durations import parse_duration
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MIN_BOOTSTRAP = 16
+SIZE_PATTERN = re.compile(r"^[0-9]{1,10}$")
+# Waitress holds a whole body in memory or a temp file: keep it sane.
+MAX_BODY_LIMIT = 256 * 1024 * 1024
 RATE_PATTERN = re.compile(r"^\s*(\d{1,6})\s*/\s*(s|sec|m|min|h|hour)\s*$")
 RATE_WINDOWS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
 
@@ -40,7 +44,7 @@ def load_settings(environ=None) -> Settings:
     environ = os.environ if environ is None else environ
     return Settings(
         db_url=environ.get("DOTMAGE_DB_URL") or default_db_url(),
-        bootstrap_secret=environ.get("DOTMAGE_BOOTSTRAP_SECRET") or None,
+        bootstrap_secret=_bootstrap(environ.get("DOTMAGE_BOOTSTRAP_SECRET")),
         token_ttl=_duration(environ, "DOTMAGE_TOKEN_TTL", "24h"),
         refresh_ttl=_duration(environ, "DOTMAGE_REFRESH_TTL", "30d"),
         rate_limit=_rate_limit(environ.get("DOTMAGE_RATE_LIMIT", "10/min")),
@@ -62,6 +66,20 @@ def default_db_url() -> str:
 def bundled_static_dir() -> Path:
     """static/ beside the package: the repository, or the .pyz extraction."""
     return Path(__file__).resolve().parent.parent.parent / "static"
+
+
+def _bootstrap(text: str | None) -> str | None:
+    # Anyone who guesses it may try master passwords: it must not be short.
+    if not text:
+        return None
+    if len(text) < MIN_BOOTSTRAP or any(
+        ch.isspace() or not ch.isprintable() for ch in text
+    ):
+        raise ConfigError(
+            f"DOTMAGE_BOOTSTRAP_SECRET: must be at least {MIN_BOOTSTRAP} printable "
+            "characters without spaces (leave it unset to have one made)"
+        )
+    return text
 
 
 def _duration(environ, name: str, default: str) -> int:
@@ -114,6 +132,8 @@ def _size(environ, name: str, default: int) -> int:
     text = environ.get(name)
     if text is None:
         return default
-    if not text.strip().isdigit() or int(text) < 1024:
-        raise ConfigError(f"{name}: '{text}' must be a number of bytes, >= 1024")
+    if not SIZE_PATTERN.match(text) or not 1024 <= int(text) <= MAX_BODY_LIMIT:
+        raise ConfigError(
+            f"{name}: '{text}' must be a number of bytes from 1024 to {MAX_BODY_LIMIT}"
+        )
     return int(text)

@@ -10,6 +10,8 @@ from dotmage.server.db import Device, Token, now
 # is compared in constant time with the stored SHA-256.
 PREFIXES = {"access": "dat_", "refresh": "drt_", "ci": "dci_", "session": "dss_"}
 ONE_TIME_KINDS = ("enroll", "login")
+# The web admin's session: an HttpOnly cookie holding a "session" bearer.
+SESSION_COOKIE = "dmage_session"
 
 
 class TokenRejected(Exception):
@@ -37,6 +39,15 @@ class Principal:
 
 def new_id() -> str:
     return secrets.token_hex(8)
+
+
+def is_token_id(text: object) -> bool:
+    """16 lowercase hex characters, as new_id() and the clients make them."""
+    return (
+        isinstance(text, str)
+        and len(text) == 16
+        and all(ch in "0123456789abcdef" for ch in text)
+    )
 
 
 def mint(kind: str, ttl: int, **fields) -> str:
@@ -75,6 +86,21 @@ def check_secret(token: Token, secret_or_proof: bytes) -> bool:
     return crypto.same(crypto.sha256_hex(secret_or_proof), token.secret_hash)
 
 
+def retire_access_tokens(device: Device, keep: str) -> None:
+    """After a refresh only the newest access token of the device works."""
+    keep_id = keep[len(PREFIXES["access"]) :].partition(".")[0]
+    (
+        Token.update(revoked_at=now())
+        .where(
+            (Token.device == device.id)
+            & (Token.kind == "access")
+            & (Token.id != keep_id)
+            & Token.revoked_at.is_null()
+        )
+        .execute()
+    )
+
+
 def revoke_device(device: Device) -> None:
     stamp = now()
     Device.update(revoked_at=stamp).where(Device.id == device.id).execute()
@@ -90,6 +116,8 @@ def _row_for(bearer: str, kinds: tuple) -> Token:
         prefix = PREFIXES[kind]
         if isinstance(bearer, str) and bearer.startswith(prefix):
             token_id, _, secret = bearer[len(prefix) :].partition(".")
+            if not is_token_id(token_id):
+                break
             token = Token.get_or_none((Token.id == token_id) & (Token.kind == kind))
             if token is not None and check_secret(token, secret.encode()):
                 return token
