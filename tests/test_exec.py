@@ -6,8 +6,6 @@ the real CLI, which on POSIX replaces itself with the command.
 
 import json
 import os
-import pty
-import select
 import shutil
 import signal
 import subprocess
@@ -16,6 +14,7 @@ import time
 
 import pytest
 from conftest import Device, start_server
+from terminal import Terminal
 
 SECRETS = "GREETING=from dotmage\nSHARED=stored\nexport PORT=8000\n"
 APP = "web/api"
@@ -70,7 +69,7 @@ def quiet_environment(device: Device, **extra) -> dict:
     return environment
 
 
-# -- exit codes --------------------------------------------------------------
+# -- exit codes ----------------------------------------------------------------
 
 
 def test_the_exit_code_is_the_childs_and_nothing_is_printed(laptop):
@@ -125,7 +124,7 @@ def test_exec_without_a_command_says_how(laptop):
     assert f"dmage exec {APP} -- CMD" in result.stderr
 
 
-# -- the environment ------------------------------------------------------------
+# -- the environment -----------------------------------------------------------
 
 
 def test_stored_values_override_the_environment_by_default(laptop):
@@ -174,7 +173,7 @@ def test_piped_stdin_arrives_unchanged(laptop):
     assert result.stdout_bytes == payload
 
 
-# -- signals -----------------------------------------------------------------------
+# -- signals -------------------------------------------------------------------
 
 
 def _start_trapping_child(laptop, report, prefix=()):
@@ -247,58 +246,7 @@ def test_as_pid_1_in_a_container_the_child_gets_sigterm_once(laptop, tmp_path):
     }
 
 
-# -- terminals ---------------------------------------------------------------------
-
-
-class Terminal:
-    """A command on a fresh pseudo-terminal, as if typed in a shell."""
-
-    def __init__(self, argv: list, cwd, environment: dict):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: its own session, the pty its terminal
-            os.chdir(cwd)
-            os.execve(argv[0], argv, environment)
-        self.output = b""
-
-    def read_until(self, marker: bytes, timeout: float = 20) -> bytes:
-        deadline = time.monotonic() + timeout
-        while marker not in self.output:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {marker!r} in {self.output!r}"
-            if not select.select([self.fd], [], [], left)[0]:
-                continue
-            try:
-                chunk = os.read(self.fd, 4096)
-            except OSError:  # EIO: the other side is closed
-                chunk = b""
-            assert chunk, f"ended without {marker!r}: {self.output!r}"
-            self.output += chunk
-        return self.output
-
-    def type(self, data: bytes) -> None:
-        os.write(self.fd, data)
-
-    def wait(self, timeout: float = 20) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self._drain()
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-            self._drain(0.05)
-        os.kill(self.pid, signal.SIGKILL)
-        raise AssertionError(f"still running: {self.output!r}")
-
-    def _drain(self, timeout: float = 0) -> None:
-        while select.select([self.fd], [], [], timeout)[0]:
-            try:
-                chunk = os.read(self.fd, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.output += chunk
+# -- terminals -----------------------------------------------------------------
 
 
 def test_at_a_terminal_the_child_owns_stdin_stdout_and_stderr(laptop):
@@ -339,7 +287,7 @@ def test_ctrl_c_at_a_terminal_reaches_the_child_once(laptop, tmp_path):
     assert json.loads(report.read_text())["signals"] == [int(signal.SIGINT)]
 
 
-# -- speed ---------------------------------------------------------------------------
+# -- speed ---------------------------------------------------------------------
 
 
 def test_exec_with_a_cached_key_imports_no_server_kdf_or_keyring_module(laptop):
