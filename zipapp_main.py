@@ -31,8 +31,9 @@ def main():
     tag = target_tag()
     root = os.path.join(cache_dir(), BUILD_ID)
 
-    # Warm start: one stat, no reading of the zip.
-    if not os.path.isdir(os.path.join(root, LIB_DIR, tag)):
+    # Warm start: two stats, no reading of the zip.
+    units = (APP_DIR, LIB_DIR + "/" + tag)
+    if not all(os.path.isdir(os.path.join(root, unit)) for unit in units):
         root = extract_or_fallback(pyz, root, tag)
         if root is None:
             return 1
@@ -47,15 +48,38 @@ def main():
 
 
 def target_tag():
-    """Name the interpreter and platform the compiled dependencies must match."""
+    """Name the interpreter and platform the compiled dependencies must match.
+
+    "<cache tag>-<sys.platform>-<machine>", plus "-musl" on a musl Linux,
+    e.g. cpython-312-linux-x86_64, cpython-313-darwin-arm64,
+    cpython-310-win32-amd64, cpython-311-linux-aarch64-musl.
+    """
     if hasattr(os, "uname"):
-        machine = os.uname().machine
+        machine = os.uname().machine.lower()
     else:
         import platform
 
-        machine = platform.machine()
+        machine = platform.machine().lower()
+    # A 32-bit interpreter on a 64-bit OS cannot load 64-bit extensions.
+    if sys.maxsize <= 2**32 and machine in ("x86_64", "amd64"):
+        machine = "x86"
     cache_tag = sys.implementation.cache_tag or sys.implementation.name
-    return "-".join([cache_tag, sys.platform, machine.lower()])
+    # Free-threaded builds (3.13t) need their own compiled wheels.
+    if "t" in getattr(sys, "abiflags", ""):
+        cache_tag += "t"
+    parts = [cache_tag, sys.platform, machine]
+    if sys.platform.startswith("linux") and not is_glibc():
+        parts.append("musl")
+    return "-".join(parts)
+
+
+def is_glibc():
+    """glibc answers this confstr name; musl does not know it."""
+    try:
+        found = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        return False
+    return bool(found) and found.startswith("glibc")
 
 
 def cache_dir():
@@ -78,36 +102,59 @@ def extract_or_fallback(pyz, root, tag):
     import zipfile
 
     with zipfile.ZipFile(pyz) as archive:
-        members = payload_members(archive, tag)
-        if members is None:
+        plan = extraction_plan(archive, tag)
+        if plan is None:
             return None
         try:
-            return extract_once(archive, members, root)
+            return extract_once(archive, plan, root)
         except OSError as exc:
-            return extract_to_temp(archive, members, os.path.dirname(root), exc)
+            return extract_to_temp(archive, plan, os.path.dirname(root), exc)
 
 
-def payload_members(archive, tag):
-    """Zip entries this interpreter needs, or None after explaining a mismatch."""
+def extraction_plan(archive, tag):
+    """[(unit, [(zip name, relative path)])] for app/ and lib/<tag>/.
+
+    The zip stores each distinct installed distribution once, under
+    lib/dists/<name>-<version>-<digest>/; the index names the ones each
+    target needs, and they are merged into lib/<tag>/ on extraction.
+    Returns None after explaining that this interpreter has no target.
+    """
     import json
 
     index = json.loads(archive.read(INDEX_NAME).decode("utf-8"))
-    targets = dict((target["tag"], target["path"]) for target in index["targets"])
+    targets = dict((target["tag"], target) for target in index["targets"])
     if tag not in targets:
-        sys.stderr.write(
-            "dmage: this dmage.pyz was built for "
-            + ", ".join(sorted(targets))
-            + "; this interpreter is "
-            + tag
-            + ". Rebuild it with this Python: python3 build_zipapp.py\n"
-        )
+        sys.stderr.write(no_target_message(sorted(targets), tag))
         return None
-    prefixes = (APP_DIR + "/", targets[tag].rstrip("/") + "/")
-    return [name for name in archive.namelist() if name.startswith(prefixes)]
+    folders = set(targets[tag]["dists"])
+    app, lib = [], []
+    for name in archive.namelist():
+        if name.startswith(APP_DIR + "/"):
+            app.append((name, name[len(APP_DIR) + 1 :]))
+            continue
+        folder = "/".join(name.split("/")[:3])
+        if folder in folders and len(name) > len(folder) + 1:
+            lib.append((name, name[len(folder) + 1 :]))
+    return [(APP_DIR, app), (LIB_DIR + "/" + tag, lib)]
 
 
-def extract_once(archive, members, root):
-    """Extract under a lock into a temporary sibling, then rename it into place."""
+def no_target_message(tags, tag):
+    shown = ", ".join(tags[:4])
+    if len(tags) > 4:
+        shown += " and " + str(len(tags) - 4) + " more"
+    return (
+        "dmage: this dmage.pyz has no dependencies for "
+        + tag
+        + " (it was built for "
+        + shown
+        + "). Use the universal dmage.pyz from the release page, or rebuild it "
+        + "with this Python: python3 build_zipapp.py\n"
+    )
+
+
+def extract_once(archive, plan, root):
+    """Extract each missing unit under a lock into a temporary sibling, then
+    rename it into place, so a reader never sees half a folder."""
     import shutil
     import tempfile
 
@@ -115,24 +162,39 @@ def extract_once(archive, members, root):
     os.makedirs(parent, exist_ok=True)
     with open(root + ".lock", "a+b") as lock_file:
         hold_lock(lock_file)
-
-        # Whoever held the lock before us may have finished the job.
-        # TODO: an --all-platforms build carries several lib/<tag> folders, and
-        # root is renamed into place as one unit, so a second interpreter that
-        # finds root without its own lib/<tag> would get nothing. Rename app/
-        # and each lib/<tag>/ into root separately before shipping such builds.
-        if os.path.isdir(root):
-            return root
         remove_stale_temp_dirs(root)
-        staging = tempfile.mkdtemp(prefix=os.path.basename(root) + ".tmp-", dir=parent)
-        try:
-            archive.extractall(staging, members)
-            os.rename(staging, root)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not os.path.isdir(root):
-                raise
+        for unit, members in plan:
+            # Whoever held the lock before us may have finished this unit;
+            # another interpreter may have extracted app/ with its own lib.
+            final = os.path.join(root, unit)
+            if os.path.isdir(final):
+                continue
+            staging = tempfile.mkdtemp(
+                prefix=os.path.basename(root) + ".tmp-", dir=parent
+            )
+            try:
+                extract_members(archive, members, staging)
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.rename(staging, final)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not os.path.isdir(final):
+                    raise
     return root
+
+
+def extract_members(archive, members, destination):
+    """Write zip entries to destination under their relative paths."""
+    import shutil
+
+    for name, relative in members:
+        path = os.path.join(destination, *relative.rstrip("/").split("/"))
+        if name.endswith("/"):
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with archive.open(name) as source, open(path, "wb") as target:
+            shutil.copyfileobj(source, target)
 
 
 def hold_lock(lock_file):
@@ -163,7 +225,7 @@ def remove_stale_temp_dirs(root):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
-def extract_to_temp(archive, members, cache, error):
+def extract_to_temp(archive, plan, cache, error):
     """Extract into a fresh private directory for this run only."""
     import atexit
     import shutil
@@ -171,7 +233,7 @@ def extract_to_temp(archive, members, cache, error):
 
     # TODO: atexit does not run when the CLI replaces the process (dmage exec)
     # or is killed; each such run on an unwritable cache leaves one extracted
-    # copy (about 30 MB) in the system temp dir.
+    # copy (about 15 MB) in the system temp dir.
     root = tempfile.mkdtemp(prefix="dmage-")
     atexit.register(shutil.rmtree, root, True)
     sys.stderr.write(
@@ -182,7 +244,8 @@ def extract_to_temp(archive, members, cache, error):
         + "); extracted to a temporary directory for this run. "
         + "Set DOTMAGE_CACHE_DIR to a writable directory for fast starts.\n"
     )
-    archive.extractall(root, members)
+    for unit, members in plan:
+        extract_members(archive, members, os.path.join(root, *unit.split("/")))
     return root
 
 

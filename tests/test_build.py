@@ -32,19 +32,37 @@ def pyz(tmp_path_factory):
     return build(tmp_path_factory.mktemp("dist") / "dmage.pyz")
 
 
+class Names(list):
+    """The zip's entry names, remembering which zip they came from."""
+
+    pyz: Path
+
+
 @pytest.fixture(scope="module")
 def names(pyz):
     with zipfile.ZipFile(pyz) as archive:
-        return archive.namelist()
+        found = Names(archive.namelist())
+    found.pyz = pyz
+    return found
 
 
 @pytest.fixture(scope="module")
-def lib(pyz):
-    """The zip folder holding this interpreter's dependencies, e.g. lib/<tag>/."""
+def index(pyz):
     with zipfile.ZipFile(pyz) as archive:
-        index = json.loads(archive.read("lib/index.json"))
+        return json.loads(archive.read("lib/index.json"))
+
+
+@pytest.fixture(scope="module")
+def lib(index, names):
+    """The zip names of this interpreter's dependencies, by their path once
+    extracted into lib/<tag>/ (e.g. "Crypto/Cipher/_raw_aes...so")."""
     (target,) = index["targets"]
-    return target["path"] + "/"
+    files = {}
+    for folder in target["dists"]:
+        for name in names:
+            if name.startswith(folder + "/") and name != folder + "/":
+                files[name[len(folder) + 1 :]] = name
+    return files
 
 
 def run_pyz(pyz, cache, *args, python=sys.executable, cwd=None):
@@ -59,6 +77,17 @@ def build_id(pyz):
         return archive.read("BUILD_ID").decode().strip()
 
 
+def expected_tag():
+    """This interpreter's target, spelled out independently of the bootstrap."""
+    libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    musl = "" if libc.startswith("glibc") else "-musl"
+    return f"cpython-3{sys.version_info[1]}-linux-{os.uname().machine}{musl}"
+
+
+def version_line(pyz):
+    return f"dmage {__version__} (build {build_id(pyz)}, {expected_tag()})"
+
+
 # -- the zip's contents --------------------------------------------------------
 
 
@@ -69,24 +98,46 @@ def test_zip_holds_package_static_and_bootstrap(names):
     assert "app/static/" in names
 
 
-def test_zip_holds_dependencies_with_their_metadata(names, lib):
-    dist_infos = {n for n in names if n.startswith(lib) and n.endswith(".dist-info/")}
+def test_zip_holds_dependencies_with_their_metadata(lib):
+    dist_infos = {path for path in lib if path.endswith(".dist-info/")}
     for project in ("bottle", "waitress", "peewee", "pycryptodome", "keyring"):
-        assert any(n.startswith(lib + project + "-") for n in dist_infos), project
-    assert any(n.endswith("entry_points.txt") and "/keyring-" in n for n in names)
+        assert any(path.startswith(project + "-") for path in dist_infos), project
+    assert any(p.startswith("keyring-") and p.endswith("entry_points.txt") for p in lib)
     # jaraco is a namespace package: only a directory entry makes it importable.
-    assert lib + "jaraco/" in names
+    assert "jaraco/" in lib
 
 
-def test_zip_holds_compiled_crypto_bindings(names, lib):
-    compiled = [n for n in names if n.endswith((".so", ".pyd"))]
-    assert any(n.startswith(lib + "Crypto/Cipher/_raw_aes") for n in compiled)
-    assert any(n.startswith(lib + "_argon2_cffi_bindings/") for n in compiled)
+def test_zip_holds_compiled_crypto_bindings(lib):
+    compiled = [path for path in lib if path.endswith((".so", ".pyd"))]
+    assert any(path.startswith("Crypto/Cipher/_raw_aes") for path in compiled)
+    assert any(path.startswith("_argon2_cffi_bindings/") for path in compiled)
 
 
 def test_zip_holds_no_bytecode_or_build_machine_scripts(names, lib):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert not [n for n in names if n.startswith(lib + "bin/")]
+    assert not [path for path in lib if path.startswith("bin/")]
+    records = [name for path, name in lib.items() if path.endswith("/RECORD")]
+    assert records
+    with zipfile.ZipFile(names.pyz) as archive:
+        for name in records:
+            assert b"\nbin/" not in b"\n" + archive.read(name), name
+
+
+def test_index_names_this_interpreter_and_its_requirements(index):
+    (target,) = index["targets"]
+    assert target["tag"] == expected_tag()
+    assert target["python"] == "{}.{}".format(*sys.version_info[:2])
+    projects = {requirement.split("==")[0] for requirement in target["requirements"]}
+    assert {"bottle", "peewee", "pycryptodome", "argon2-cffi-bindings"} <= projects
+
+
+def test_man_page_is_built_beside_the_zip_and_inside_it(pyz, names):
+    page = (pyz.parent / "dmage.1").read_bytes()
+    assert page.startswith(b".TH DMAGE")
+    for section in (b"EXIT STATUS", b"ENVIRONMENT", rb"gen\-ci\-token"):
+        assert section in page
+    with zipfile.ZipFile(pyz) as archive:
+        assert archive.read("app/dmage.1") == page
 
 
 def test_build_id_is_stored_in_the_zip_and_the_bootstrap(pyz):
@@ -122,8 +173,9 @@ def test_version_runs_from_another_cwd_with_a_fresh_cache(pyz, tmp_path):
     cache = tmp_path / "cache"
     result = run_pyz(pyz, cache, "--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"dmage {__version__}"
+    assert result.stdout.strip() == version_line(pyz)
     assert (cache / build_id(pyz) / "app" / "static").is_dir()
+    assert (cache / build_id(pyz) / "lib" / expected_tag() / "bottle.py").is_file()
 
 
 def test_warm_start_reuses_the_extracted_build(pyz, tmp_path):
@@ -147,8 +199,31 @@ def test_eight_racing_first_runs_all_work_and_extract_once(pyz, tmp_path):
     ]
     outputs = [run.communicate()[0] for run in runs]
     assert [run.returncode for run in runs] == [0] * 8
-    assert set(outputs) == {f"dmage {__version__}\n"}
+    assert set(outputs) == {version_line(pyz) + "\n"}
     assert [p.name for p in cache.iterdir() if p.is_dir()] == [build_id(pyz)]
+
+
+def test_a_missing_dependency_folder_is_extracted_beside_the_existing_app(
+    pyz, tmp_path
+):
+    # What a second interpreter finds after the first one extracted the build.
+    cache = tmp_path / "cache"
+    run_pyz(pyz, cache, "--version")
+    root = cache / build_id(pyz)
+    app_marker = root / "app" / "dotmage" / "__init__.py"
+    before = app_marker.stat().st_mtime_ns
+    shutil.rmtree(root / "lib" / expected_tag())
+
+    result = run_pyz(pyz, cache, "--version")
+    assert result.returncode == 0, result.stderr
+    assert (root / "lib" / expected_tag() / "bottle.py").is_file()
+    assert app_marker.stat().st_mtime_ns == before
+
+
+def test_help_man_prints_the_built_man_page_into_a_pipe(pyz, tmp_path):
+    result = run_pyz(pyz, tmp_path / "cache", "help", "--man")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.encode() == (pyz.parent / "dmage.1").read_bytes()
 
 
 def test_leftovers_of_a_killed_extraction_are_removed(pyz, tmp_path):
@@ -163,7 +238,7 @@ def test_cache_that_cannot_be_created_falls_back_with_a_notice(pyz, tmp_path):
     (tmp_path / "a-file").write_text("")
     result = run_pyz(pyz, tmp_path / "a-file" / "cache", "--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"dmage {__version__}"
+    assert result.stdout.strip() == version_line(pyz)
     assert_one_fallback_notice(result.stderr)
 
 
@@ -178,7 +253,7 @@ def test_read_only_cache_falls_back_with_a_notice(pyz, tmp_path):
     else:
         result = run_as_root_with_read_only(cache, command, env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"dmage {__version__}"
+    assert result.stdout.strip() == version_line(pyz)
     assert_one_fallback_notice(result.stderr)
     assert list(cache.iterdir()) == []
 
@@ -254,6 +329,7 @@ def test_interpreter_the_build_was_not_made_for_is_told_to_rebuild(pyz, tmp_path
         pytest.skip("no other CPython 3.10+ minor version under pyenv")
     result = run_pyz(pyz, tmp_path / "cache", "--version", python=OTHER_PYTHONS[0])
     assert result.returncode == 1
-    assert "was built for" in result.stderr
+    assert "has no dependencies for cpython-3" in result.stderr
+    assert expected_tag() in result.stderr
     assert "build_zipapp.py" in result.stderr
     assert len(result.stderr.splitlines()) == 1

@@ -1,6 +1,6 @@
 """Commands about this device and the account: auth, lock, devices, tokens."""
 
-from dotmage import __version__, errors
+from dotmage import errors
 from dotmage.cli.cmd_secrets import moment, open_vault
 from dotmage.client import auth as signing
 from dotmage.client import vault
@@ -188,12 +188,6 @@ def audit(args, context) -> int:
     return 0
 
 
-def version(args, context) -> int:
-    context.out.document({"version": __version__})
-    context.out.data(f"dmage {__version__}")
-    return 0
-
-
 HANDLERS = {
     "auth": auth,
     "lock": lock,
@@ -206,5 +200,4 @@ HANDLERS = {
     "gen-ci-token": gen_ci_token,
     "tokens": tokens,
     "audit": audit,
-    "version": version,
 }
