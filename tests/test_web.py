@@ -499,6 +499,7 @@ def test_the_audit_log_filters_by_app(page, web):
 
     page.get_by_role("link", name="Audit log").click()
     page.select_option("#audit-app", "audited")
+    page.get_by_role("button", name="Show").click()
     expect(page.locator("h1")).to_have_text("Audit log of audited")
     apps = page.locator("table.audit tbody td:nth-child(4)").all_inner_texts()
     assert apps and set(apps) == {"audited"}

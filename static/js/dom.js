@@ -83,7 +83,8 @@ export function secretValue(key, value) {
     toggle.textContent = on ? "Hide" : "Reveal";
     toggle.setAttribute("aria-label", `${on ? "Hide" : "Reveal"} ${key}`);
   }
-  const cell = h("td", { class: "secret" }, shown, h("span", { class: "actions" }, toggle, copy));
+  const cell = h("td", {},
+    h("div", { class: "secret" }, shown, h("span", { class: "actions" }, toggle, copy)));
   return { cell, reveal };
 }
 

@@ -71,20 +71,20 @@ export async function showAudit(main, { app }, page) {
     api("GET", "/apps"),
   ]);
   if (page.stale()) return;
-  const filter = h("select", {
-    id: "audit-app",
-    onchange: () => {
-      location.hash = filter.value ? `#/audit/${encodeURIComponent(filter.value)}` : "#/audit";
-    },
-  },
-  h("option", { value: "" }, "every app"),
-  apps.map((a) => h("option", { value: a.name, selected: a.name === app }, a.name)));
+  const filter = h("select", { id: "audit-app" },
+    h("option", { value: "" }, "every app"),
+    apps.map((a) => h("option", { value: a.name, selected: a.name === app }, a.name)));
+  // Navigating on submit, not on change: arrow keys in a select fire change.
+  const show = (event) => {
+    event.preventDefault();
+    location.hash = filter.value ? `#/audit/${encodeURIComponent(filter.value)}` : "#/audit";
+  };
   const rows = entries.map((e) => row(when(e.at), e.actor, e.action,
     e.app ?? "", e.env ?? "", h("span", { class: outcomeClass(e.outcome) }, e.outcome), e.address));
   main.append(
     h("h1", { tabindex: "-1" }, app ? `Audit log of ${app}` : "Audit log"),
-    h("form", { class: "inline", onsubmit: (event) => event.preventDefault() },
-      h("label", { for: "audit-app" }, "App"), filter),
+    h("form", { class: "inline", onsubmit: show },
+      h("label", { for: "audit-app" }, "App"), filter, h("button", { type: "submit" }, "Show")),
     entries.length
       ? table(["Time", "Actor", "Action", "App", "Env", "Outcome", "Address"], rows, { class: "audit" })
       : notice("info", "No entries."),
