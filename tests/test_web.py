@@ -482,6 +482,9 @@ def test_tokens_are_listed_and_a_revoked_one_no_longer_enrolls(page, web):
     screenshot(page, "10-tokens")
     row.get_by_role("button", name=f"Revoke {created['id']}").click()
     page.locator("form.confirm").get_by_role("button").first.click()
+    expect(page.get_by_role("status").first).to_contain_text("Revoked enroll token")
+    expect(row).to_be_hidden()
+    page.get_by_label("Show used, expired and revoked tokens").check()
     expect(row).to_contain_text("revoked")
 
     joiner = Device(web.base / "joiner-home", web.base / "joiner-work", web.server)

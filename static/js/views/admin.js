@@ -50,14 +50,23 @@ export async function showTokens(main, _params, page) {
     const action = token.state === "active"
       ? revokeButton(token.id, what, holder, `/tokens/${token.id}`, page)
       : "";
-    return row(h("code", {}, token.id), token.kind, token.name ?? "", scope,
+    const line = row(h("code", {}, token.id), token.kind, token.name ?? "", scope,
       when(token.created_at), when(token.expires_at), when(token.last_used_at),
       token.state, action);
+    line.classList.toggle("inactive", token.state !== "active");
+    return line;
+  });
+  // Every login code stays listed once used: hide the spent ones by default.
+  const everything = h("input", {
+    type: "checkbox",
+    id: "all-tokens",
+    onchange: () => main.querySelector("table.tokens")?.classList.toggle("all", everything.checked),
   });
   main.append(
     h("h1", { tabindex: "-1" }, "Tokens"),
     h("p", { class: "hint" }, "Enrollment tokens (dmage gen-token), web login codes " +
       "(dmage token) and CI tokens (dmage gen-ci-token)."),
+    h("label", { class: "toolbar" }, everything, " Show used, expired and revoked tokens"),
     holder,
     tokens.length
       ? table(["ID", "Kind", "Name", "Scope", "Created", "Expires", "Last used", "State", ""],
