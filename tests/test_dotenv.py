@@ -17,6 +17,8 @@ from dotmage.dotenv import (
     Entry,
     compare,
     decode,
+    formatting_changes,
+    is_key,
     parse,
     parse_bytes,
     quote,
@@ -30,6 +32,7 @@ from dotmage.dotenv import (
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = json.loads((ROOT / "tests/vectors/dotenv.json").read_text("utf-8"))
+WRITTEN = "how values are written (quoting, spacing, export, order)"
 
 
 def vector_text(case: dict) -> str:
@@ -245,6 +248,43 @@ def test_compare_lists_sorted_keys():
 
 def test_compare_identical_texts_is_not_formatting():
     assert compare("A=1\n", "A=1\n").only_formatting is False
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changes"),
+    [
+        ("A=1\n", "A=1\r\n", ["line endings"]),
+        ("A=1\n", "\ufeffA=1\n", ["byte order mark"]),
+        ("A=1\n", "A=1", ["final line break"]),
+        ("A=1", "A=1\r\n", ["final line break"]),
+        ("A=1\r\nB=2\n", "A=1\nB=2\r\n", ["line endings"]),
+        ("A=1\n", "# note\n\nA=1\n", ["comments or blank lines"]),
+        ("A=1\nB=2\n", "B=2\nA=1\n", [WRITTEN]),
+        ("A=1\n", "export A = '1' # one\n", [WRITTEN]),
+        ("A=1\n", "\ufeff# c\r\nA=1\r\n", [
+            "byte order mark", "line endings", "comments or blank lines"
+        ]),
+        ("P='x\n# y'\n", "P='x\n# y'\n\n", ["comments or blank lines"]),
+        ("A=1\n", "A=1\n", []),
+    ],
+)  # fmt: skip
+def test_formatting_changes_name_what_differs(old, new, changes):
+    assert formatting_changes(old, new) == changes
+
+
+def test_a_hash_line_inside_a_quoted_value_counts_as_the_assignment():
+    changes = formatting_changes("P='x\n# y'\n", "P='x\n# z'\n")
+    assert changes == [WRITTEN]
+
+
+@pytest.mark.parametrize("name", ["A", "go-version", "a.b", "_", "123", "x" * 200])
+def test_is_key_accepts_the_key_charset(name):
+    assert is_key(name)
+
+
+@pytest.mark.parametrize("name", ["", "MY KEY", "A$B", "export A", "A=", "é", "A\n"])
+def test_is_key_refuses_everything_else(name):
+    assert not is_key(name)
 
 
 # Properties.
