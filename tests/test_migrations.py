@@ -43,6 +43,22 @@ def test_a_fresh_database_gets_every_migration_once(database):
     assert _versions(database) == [v for v, _ in schema.MIGRATIONS]
 
 
+def test_migration_2_drops_the_foreign_key_indexes_a_version_1_schema_had(database):
+    # A database made by the first release: version 1, with the two indexes.
+    schema.migrate(database, schema.MIGRATIONS[:1])
+    database.execute_sql('CREATE INDEX "env_app_id" ON "env" ("app_id")')
+    database.execute_sql('CREATE INDEX "revision_env_id" ON "revision" ("env_id")')
+
+    assert schema.migrate(database) == 1
+    names = {index.name for table in ("env", "revision") for index in _indexes(table)}
+    assert "env_app_id" not in names and "revision_env_id" not in names
+    assert {"env_app_id_name", "revision_env_id_number"} <= names
+
+
+def _indexes(table: str):
+    return schema.database.get_indexes(table)
+
+
 def test_a_new_migration_runs_once_after_the_ones_before(database):
     schema.migrate(database)
     newer = [*schema.MIGRATIONS, (schema.SCHEMA_VERSION + 1, _add_note_column)]
