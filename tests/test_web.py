@@ -289,6 +289,38 @@ def test_the_fallback_hkdf_matches_webcrypto_python_and_rfc_5869(page, web):
     )
 
 
+def test_sealed_values_cross_between_python_and_the_browser(page, web):
+    from dotmage import crypto
+
+    key = crypto.new_key()
+    from_python = crypto.seal(key, b"A=1\n", crypto.aad_revision("work/api", "dev"))
+    result = page.evaluate(
+        """async ([raw, sealed]) => {
+            const seal = await import("/js/seal.js");
+            const key = await seal.importKey(seal.b64decode(raw));
+            const aad = seal.aad.revision("work/api", "dev");
+            const opened = await seal.unseal(key, sealed, aad);
+            let otherEnv;
+            try {
+              await seal.unseal(key, sealed, seal.aad.revision("work/api", "prod"));
+            } catch (error) {
+              otherEnv = error.name;
+            }
+            const text = new TextEncoder().encode("B=2\\n");
+            return {
+              opened: new TextDecoder().decode(opened),
+              otherEnv,
+              sealed: await seal.seal(key, text, seal.aad.envKey("work/api", "dev")),
+            };
+        }""",
+        [crypto.b64encode(key), from_python],
+    )
+    assert result["opened"] == "A=1\n"
+    assert result["otherEnv"] == "DecryptError"
+    aad = crypto.aad_env_key("work/api", "dev")
+    assert crypto.unseal(key, result["sealed"], aad) == b"B=2\n"
+
+
 def test_a_code_works_once_and_a_bad_code_is_a_clear_message(page, web):
     code = web.login_code()
     page.fill("#login-code", code[:-4])

@@ -61,18 +61,23 @@ function header() {
     return h("li", {}, h("a", { href, "aria-current": current }, label));
   });
   const out = button("Log out", signOut, { class: "logout" });
-  return h("header", { class: "top" },
+  return h(
+    "header",
+    { class: "top" },
     h("a", { class: "brand", href: "#/apps" }, "dotMage"),
     h("nav", { "aria-label": "Main" }, h("ul", {}, items)),
-    out);
+    out,
+  );
 }
 
 function insecureBanner() {
   if (hasWebCrypto()) return null;
-  return notice("warning insecure",
+  return notice(
+    "warning insecure",
     "This page came over plain HTTP from an address that is not localhost, so the " +
       "browser offers no WebCrypto: decrypting needs HTTPS or localhost. Apps, envs, " +
-      "history, devices, tokens and the audit log still work; values stay sealed.");
+      "history, devices, tokens and the audit log still work; values stay sealed.",
+  );
 }
 
 /** Draw the current route; a newer navigation makes older renders stop. */
@@ -96,13 +101,16 @@ export async function render() {
   } catch (error) {
     if (mine === generation) main.append(notice("error", error.message));
   }
-  if (mine === generation) (main.querySelector("h1") ?? main).focus({ preventScroll: true });
+  if (mine === generation)
+    (main.querySelector("h1") ?? main).focus({ preventScroll: true });
 }
 
 async function signOut() {
   signedIn = false;
   await vault.signOut();
-  login(notice("info", "Logged out: the account key is forgotten and the session ended."));
+  login(
+    notice("info", "Logged out: the account key is forgotten and the session ended."),
+  );
 }
 
 function login(message = null) {
@@ -117,7 +125,9 @@ function login(message = null) {
 
 onSignedOut((reason) => {
   if (!signedIn) return;
-  login(notice("error", `The server ended this session (${reason}). Paste a new code.`));
+  login(
+    notice("error", `The server ended this session (${reason}). Paste a new code.`),
+  );
 });
 
 window.addEventListener("hashchange", render);

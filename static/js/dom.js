@@ -29,13 +29,25 @@ export function button(label, onclick, props = {}) {
 
 /** A table inside a box that scrolls sideways on a narrow screen. */
 export function table(headers, rows, props = {}) {
-  const head = h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t))));
+  const head = h(
+    "thead",
+    {},
+    h(
+      "tr",
+      {},
+      headers.map((t) => h("th", { scope: "col" }, t)),
+    ),
+  );
   const body = h("tbody", {}, rows);
   return h("div", { class: "scroll" }, h("table", props, head, body));
 }
 
 export function row(...cells) {
-  return h("tr", {}, cells.map((c) => (c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c))));
+  return h(
+    "tr",
+    {},
+    cells.map((c) => (c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c))),
+  );
 }
 
 /** A message box; errors are announced at once to screen readers. */
@@ -49,8 +61,8 @@ export function when(seconds) {
   if (!seconds) return "—";
   const date = new Date(seconds * 1000);
   const pad = (n) => String(n).padStart(2, "0");
-  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-  return `${day} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  const day = [date.getFullYear(), pad(date.getMonth() + 1), pad(date.getDate())];
+  return `${day.join("-")} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
 export async function copyText(text) {
@@ -72,10 +84,14 @@ export function secretValue(key, value) {
     class: "small",
     "aria-label": `Reveal ${key}`,
   });
-  const copy = button("Copy", async () => {
-    const done = await copyText(value);
-    copy.textContent = done ? "Copied" : "Copy failed";
-  }, { class: "small", "aria-label": `Copy ${key}` });
+  const copy = button(
+    "Copy",
+    async () => {
+      const done = await copyText(value);
+      copy.textContent = done ? "Copied" : "Copy failed";
+    },
+    { class: "small", "aria-label": `Copy ${key}` },
+  );
 
   function reveal(on) {
     shown.classList.toggle("masked", !on);
@@ -83,8 +99,11 @@ export function secretValue(key, value) {
     toggle.textContent = on ? "Hide" : "Reveal";
     toggle.setAttribute("aria-label", `${on ? "Hide" : "Reveal"} ${key}`);
   }
-  const cell = h("td", {},
-    h("div", { class: "secret" }, shown, h("span", { class: "actions" }, toggle, copy)));
+  const cell = h(
+    "td",
+    {},
+    h("div", { class: "secret" }, shown, h("span", { class: "actions" }, toggle, copy)),
+  );
   return { cell, reveal };
 }
 
@@ -92,25 +111,48 @@ export function secretValue(key, value) {
  * Ask before a destructive action, inline in holder (no modal dialog). With
  * typed, the user must type that word first, as for deleting an env.
  */
-export function confirmInline(holder, { message, action, typed = null, onConfirm, back }) {
+export function confirmInline(
+  holder,
+  { message, action, typed = null, onConfirm, back },
+) {
   const input = typed
-    ? h("input", { type: "text", autocomplete: "off", "aria-label": `Type ${typed} to confirm` })
+    ? h("input", {
+        type: "text",
+        autocomplete: "off",
+        "aria-label": `Type ${typed} to confirm`,
+      })
     : null;
-  const go = button(action, async () => {
-    if (typed && input.value !== typed) {
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
-      return;
-    }
-    holder.replaceChildren();
-    await onConfirm();
-  }, { class: "danger" });
+  const go = button(
+    action,
+    async () => {
+      if (typed && input.value !== typed) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      holder.replaceChildren();
+      await onConfirm();
+    },
+    { class: "danger" },
+  );
   const cancel = button("Cancel", () => {
     holder.replaceChildren();
     back?.focus();
   });
-  const form = h("form", { class: "confirm", onsubmit: (e) => { e.preventDefault(); go.click(); } },
-    h("p", {}, message), input, go, cancel);
+  const form = h(
+    "form",
+    {
+      class: "confirm",
+      onsubmit: (e) => {
+        e.preventDefault();
+        go.click();
+      },
+    },
+    h("p", {}, message),
+    input,
+    go,
+    cancel,
+  );
   holder.replaceChildren(form);
   (input ?? go).focus();
 }

@@ -22,7 +22,7 @@ export class DecryptError extends Error {
   }
 }
 
-/** Whether this page may decrypt: browsers hide WebCrypto outside HTTPS or localhost. */
+/** Whether this page may decrypt: WebCrypto exists only on HTTPS or localhost. */
 export function hasWebCrypto() {
   return Boolean(globalThis.isSecureContext && globalThis.crypto?.subtle);
 }

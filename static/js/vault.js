@@ -48,7 +48,11 @@ export function forget() {
 async function envKey(app, env) {
   const info = await api("GET", paths.env(app, env));
   try {
-    const raw = await seal.unseal(accountKey, info.sealed_key, seal.aad.envKey(app, env));
+    const raw = await seal.unseal(
+      accountKey,
+      info.sealed_key,
+      seal.aad.envKey(app, env),
+    );
     return { key: await seal.importKey(raw), info };
   } catch {
     throw new Error(
@@ -90,8 +94,16 @@ export async function openRevision(app, env, key, which = "latest") {
 /** Seal text under the env key and push it on top of base; 409 if stale. */
 export async function push(app, env, key, base, text, extra = {}) {
   const document = JSON.stringify({ format: "dotenv", text });
-  const blob = await seal.seal(key, encoder.encode(document), seal.aad.revision(app, env));
-  return api("POST", paths.revisions(app, env), { base_revision: base, blob, ...extra });
+  const blob = await seal.seal(
+    key,
+    encoder.encode(document),
+    seal.aad.revision(app, env),
+  );
+  return api("POST", paths.revisions(app, env), {
+    base_revision: base,
+    blob,
+    ...extra,
+  });
 }
 
 /**

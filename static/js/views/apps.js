@@ -25,16 +25,28 @@ export async function showApps(main, _params, page) {
   if (page.stale()) return;
   main.append(h("h1", { tabindex: "-1" }, "Apps"));
   if (apps.length === 0) {
-    main.append(notice("info", "No apps yet: create one with ",
-      h("code", {}, "dmage init NAME"), "."));
+    main.append(
+      notice(
+        "info",
+        "No apps yet: create one with ",
+        h("code", {}, "dmage init NAME"),
+        ".",
+      ),
+    );
     return;
   }
   for (const [folder, members] of byFolder(apps)) {
     const rows = members.map((app) =>
-      row(link(appHref(app.name), app.short), String(app.envs), when(app.updated_at)));
-    main.append(h("section", { class: "folder" },
-      h("h2", {}, folder ? `${folder}/` : "No folder"),
-      table(["App", "Envs", "Last change"], rows, { class: "apps" })));
+      row(link(appHref(app.name), app.short), String(app.envs), when(app.updated_at)),
+    );
+    main.append(
+      h(
+        "section",
+        { class: "folder" },
+        h("h2", {}, folder ? `${folder}/` : "No folder"),
+        table(["App", "Envs", "Last change"], rows, { class: "apps" }),
+      ),
+    );
   }
 }
 
@@ -42,37 +54,56 @@ export async function showApp(main, { app }, page) {
   const { envs } = await api("GET", paths.envs(app));
   if (page.stale()) return;
   main.append(
-    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, link("#/apps", "Apps"), " / "),
+    h(
+      "nav",
+      { class: "crumbs", "aria-label": "Breadcrumb" },
+      link("#/apps", "Apps"),
+      " / ",
+    ),
     h("h1", { tabindex: "-1" }, app),
     envTable(app, envs, page),
     createForm(app, envs, page),
-    h("p", {}, link(`#/audit/${encodeURIComponent(app)}`, `Audit log of ${app}`)));
+    h("p", {}, link(`#/audit/${encodeURIComponent(app)}`, `Audit log of ${app}`)),
+  );
 }
 
 function envTable(app, envs, page) {
   if (envs.length === 0) return notice("info", "This app has no env yet.");
   const holder = h("div", { class: "confirm-holder" });
   const rows = envs.map((env) => {
-    const remove = button("Delete", () => askDelete(app, env.name, holder, remove, page), {
-      class: "small danger",
-      "aria-label": `Delete env ${env.name}`,
-    });
+    const remove = button(
+      "Delete",
+      () => askDelete(app, env.name, holder, remove, page),
+      {
+        class: "small danger",
+        "aria-label": `Delete env ${env.name}`,
+      },
+    );
     return row(
       link(envHref(app, env.name), env.name),
       env.latest_revision ? `r${env.latest_revision}` : "none yet",
       when(env.updated_at),
-      h("span", { class: "actions" },
-        link(envHref(app, env.name, "history"), "History"), remove));
+      h(
+        "span",
+        { class: "actions" },
+        link(envHref(app, env.name, "history"), "History"),
+        remove,
+      ),
+    );
   });
-  return h("section", {},
+  return h(
+    "section",
+    {},
     h("h2", {}, "Envs"),
     table(["Env", "Latest", "Last change", ""], rows, { class: "envs" }),
-    holder);
+    holder,
+  );
 }
 
 function askDelete(app, env, holder, back, page) {
   confirmInline(holder, {
-    message: `Delete env ${env} of ${app} with every revision? This cannot be ` +
+    message:
+      `Delete env ${env} of ${app} with every revision? This cannot be ` +
       `undone. Type ${env} to confirm.`,
     action: `Delete ${env}`,
     typed: env,
@@ -85,12 +116,25 @@ function askDelete(app, env, holder, back, page) {
 }
 
 function createForm(app, envs, page) {
-  const name = h("input", { id: "new-env", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{0,31}" });
-  const source = h("select", { id: "copy-from" },
+  const name = h("input", {
+    id: "new-env",
+    required: true,
+    pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{0,31}",
+  });
+  const source = h(
+    "select",
+    { id: "copy-from" },
     h("option", { value: "" }, "nothing (empty env)"),
-    envs.filter((e) => e.latest_revision > 0).map((e) => h("option", { value: e.name }, e.name)));
+    envs
+      .filter((e) => e.latest_revision > 0)
+      .map((e) => h("option", { value: e.name }, e.name)),
+  );
   const status = h("div", { "aria-live": "polite" });
-  const submit = h("button", { type: "submit", disabled: !vault.canDecrypt() }, "Create env");
+  const submit = h(
+    "button",
+    { type: "submit", disabled: !vault.canDecrypt() },
+    "Create env",
+  );
 
   async function create(event) {
     event.preventDefault();
@@ -104,12 +148,25 @@ function createForm(app, envs, page) {
       submit.disabled = false;
     }
   }
-  return h("section", {},
+  return h(
+    "section",
+    {},
     h("h2", {}, "New env"),
-    vault.canDecrypt() ? null : notice("warning", "Creating an env needs the account key: decrypting needs HTTPS or localhost."),
-    h("form", { class: "inline", onsubmit: create },
-      h("label", { for: "new-env" }, "Name"), name,
-      h("label", { for: "copy-from" }, "Copy from"), source,
-      submit),
-    status);
+    vault.canDecrypt()
+      ? null
+      : notice(
+          "warning",
+          "Creating an env needs the account key: decrypting needs HTTPS or localhost.",
+        ),
+    h(
+      "form",
+      { class: "inline", onsubmit: create },
+      h("label", { for: "new-env" }, "Name"),
+      name,
+      h("label", { for: "copy-from" }, "Copy from"),
+      source,
+      submit,
+    ),
+    status,
+  );
 }

@@ -43,17 +43,35 @@ export async function showDiff(main, { app, env, from, to }, page) {
 function picker(app, env, latest, older, newer) {
   const field = (id, label, value) => [
     h("label", { for: id }, label),
-    h("input", { id, type: "number", min: "1", max: String(latest), value: String(value), required: true }),
+    h("input", {
+      id,
+      type: "number",
+      min: "1",
+      max: String(latest),
+      value: String(value),
+      required: true,
+    }),
   ];
-  return h("form", {
-    class: "inline",
-    onsubmit: (event) => {
-      event.preventDefault();
-      const form = event.target;
-      location.hash = envHref(app, env, "diff", form["diff-from"].value, form["diff-to"].value);
+  return h(
+    "form",
+    {
+      class: "inline",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const form = event.target;
+        location.hash = envHref(
+          app,
+          env,
+          "diff",
+          form["diff-from"].value,
+          form["diff-to"].value,
+        );
+      },
     },
-  }, field("diff-from", "From revision", older), field("diff-to", "to", newer),
-  h("button", { type: "submit" }, "Compare"));
+    field("diff-from", "From revision", older),
+    field("diff-to", "to", newer),
+    h("button", { type: "submit" }, "Compare"),
+  );
 }
 
 function changesView(a, b) {
@@ -61,10 +79,16 @@ function changesView(a, b) {
   try {
     changes = compare(toDict(parse(a.text)), toDict(parse(b.text)));
   } catch (error) {
-    return notice("error", `One of these revisions is not valid .env text: ${error.message}`);
+    return notice(
+      "error",
+      `One of these revisions is not valid .env text: ${error.message}`,
+    );
   }
-  const summary = h("p", { class: "meta" }, `r${a.number} → r${b.number}: ` +
-    counts(changes));
+  const summary = h(
+    "p",
+    { class: "meta" },
+    `r${a.number} → r${b.number}: ` + counts(changes),
+  );
   if (changes.length === 0) return h("div", {}, summary);
 
   const reveals = [];
@@ -75,10 +99,14 @@ function changesView(a, b) {
       reveals.push(secret.reveal);
       return secret.cell;
     };
-    return h("tr", { class: c.change },
+    return h(
+      "tr",
+      { class: c.change },
       h("th", { scope: "row" }, h("code", {}, c.key)),
       h("td", {}, h("span", { class: `badge ${c.change}` }, c.change)),
-      side(c.before), side(c.after));
+      side(c.before),
+      side(c.after),
+    );
   });
   let revealed = false;
   const all = button("Reveal all", () => {
@@ -86,8 +114,13 @@ function changesView(a, b) {
     reveals.forEach((reveal) => reveal(revealed));
     all.textContent = revealed ? "Hide all" : "Reveal all";
   });
-  return h("div", {}, summary, h("div", { class: "toolbar" }, all),
-    table(["Key", "Change", `r${a.number}`, `r${b.number}`], rows, { class: "diff" }));
+  return h(
+    "div",
+    {},
+    summary,
+    h("div", { class: "toolbar" }, all),
+    table(["Key", "Change", `r${a.number}`, `r${b.number}`], rows, { class: "diff" }),
+  );
 }
 
 function counts(changes) {

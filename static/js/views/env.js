@@ -32,8 +32,14 @@ export function envHeader(app, env, current) {
     return h("li", {}, h("a", { href, "aria-current": here }, label));
   });
   return [
-    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
-      link("#/apps", "Apps"), " / ", link(appHref(app), app), " / "),
+    h(
+      "nav",
+      { class: "crumbs", "aria-label": "Breadcrumb" },
+      link("#/apps", "Apps"),
+      " / ",
+      link(appHref(app), app),
+      " / ",
+    ),
     h("h1", { tabindex: "-1" }, `${app} · ${env}`),
     h("nav", { class: "tabs", "aria-label": "Env" }, h("ul", {}, tabs)),
   ];
@@ -53,13 +59,27 @@ export async function showRevision(main, { app, env, rev }, page) {
   if (page.stale()) return;
   main.append(...envHeader(app, env, ""));
   if (info.latest_revision === 0) {
-    main.append(notice("info", "No revision yet. ",
-      link(envHref(app, env, "edit"), "Write the first one"), "."));
+    main.append(
+      notice(
+        "info",
+        "No revision yet. ",
+        link(envHref(app, env, "edit"), "Write the first one"),
+        ".",
+      ),
+    );
     return;
   }
   if (!key) {
-    main.append(sealedNotice(), h("p", {}, `Latest revision: r${info.latest_revision}. `,
-      link(envHref(app, env, "history"), "See the history"), "."));
+    main.append(
+      sealedNotice(),
+      h(
+        "p",
+        {},
+        `Latest revision: r${info.latest_revision}. `,
+        link(envHref(app, env, "history"), "See the history"),
+        ".",
+      ),
+    );
     return;
   }
   const revision = await vault.openRevision(app, env, key, rev ?? "latest");
@@ -69,16 +89,28 @@ export async function showRevision(main, { app, env, rev }, page) {
 
 function revisionLine(app, env, revision, page) {
   const older = revision.number !== revision.latest_revision;
-  const line = h("p", { class: "meta" },
+  const line = h(
+    "p",
+    { class: "meta" },
     `Revision ${revision.number} of ${revision.latest_revision} · `,
-    `${when(revision.created_at)} · ${revision.device} · ${describe(revision)}`);
+    `${when(revision.created_at)} · ${revision.device} · ${describe(revision)}`,
+  );
   if (!older) return line;
   const holder = h("div", { class: "confirm-holder" });
   const back = rollbackButton(app, env, revision.number, holder, page);
-  return h("div", {}, line,
-    notice("info", `This is an older revision; the latest is r${revision.latest_revision}. `,
-      link(envHref(app, env), "Show the latest"), " ", back),
-    holder);
+  return h(
+    "div",
+    {},
+    line,
+    notice(
+      "info",
+      `This is an older revision; the latest is r${revision.latest_revision}. `,
+      link(envHref(app, env), "Show the latest"),
+      " ",
+      back,
+    ),
+    holder,
+  );
 }
 
 function revisionBody(revision) {
@@ -86,12 +118,20 @@ function revisionBody(revision) {
   try {
     values = toDict(parse(revision.text));
   } catch (error) {
-    return h("div", {}, notice("error", `This revision is not valid .env text: ${error.message}`),
-      rawView(revision.text, true));
+    return h(
+      "div",
+      {},
+      notice("error", `This revision is not valid .env text: ${error.message}`),
+      rawView(revision.text, true),
+    );
   }
-  const cells = [...values].map(([key, value]) => ({ key, ...secretValue(key, value) }));
+  const cells = [...values].map(([key, value]) => ({
+    key,
+    ...secretValue(key, value),
+  }));
   const rows = cells.map(({ key, cell }) =>
-    h("tr", {}, h("th", { scope: "row" }, h("code", {}, key)), cell));
+    h("tr", {}, h("th", { scope: "row" }, h("code", {}, key)), cell),
+  );
   let revealed = false;
   const all = button("Reveal all", () => {
     revealed = !revealed;
@@ -101,37 +141,53 @@ function revisionBody(revision) {
   const copyAll = button("Copy .env", async () => {
     copyAll.textContent = (await copyText(revision.text)) ? "Copied" : "Copy failed";
   });
-  return h("div", {},
+  return h(
+    "div",
+    {},
     h("div", { class: "toolbar" }, h("span", {}, `${values.size} keys`), all, copyAll),
     values.size ? table(["Key", "Value"], rows, { class: "secrets" }) : null,
-    rawView(revision.text, false));
+    rawView(revision.text, false),
+  );
 }
 
 /** The raw text, put in the page only while open: nothing to find in the DOM. */
 function rawView(text, open) {
   const code = h("code");
-  const details = h("details", {
-    class: "raw",
-    ontoggle: () => {
-      code.textContent = details.open ? text : "";
+  const details = h(
+    "details",
+    {
+      class: "raw",
+      ontoggle: () => {
+        code.textContent = details.open ? text : "";
+      },
     },
-  }, h("summary", {}, "Raw .env text"), h("pre", {}, code));
+    h("summary", {}, "Raw .env text"),
+    h("pre", {}, code),
+  );
   details.open = open;
   return details;
 }
 
 function rollbackButton(app, env, number, holder, page) {
-  const trigger = button(`Roll back to r${number}`, () => confirmInline(holder, {
-    message: `Make a new revision with the content of r${number}? Nothing is deleted: ` +
-      "the history keeps every revision.",
-    action: `Roll back to r${number}`,
-    back: trigger,
-    onConfirm: async () => {
-      const done = await api("POST", paths.rollback(app, env), { revision: number });
-      page.flash(`Rolled back: revision ${done.number} copies r${number}.`);
-      location.hash = envHref(app, env);
-    },
-  }), { class: "small" });
+  const trigger = button(
+    `Roll back to r${number}`,
+    () =>
+      confirmInline(holder, {
+        message:
+          `Make a new revision with the content of r${number}? Nothing is deleted: ` +
+          "the history keeps every revision.",
+        action: `Roll back to r${number}`,
+        back: trigger,
+        onConfirm: async () => {
+          const done = await api("POST", paths.rollback(app, env), {
+            revision: number,
+          });
+          page.flash(`Rolled back: revision ${done.number} copies r${number}.`);
+          location.hash = envHref(app, env);
+        },
+      }),
+    { class: "small" },
+  );
   return trigger;
 }
 
@@ -145,7 +201,9 @@ export async function showHistory(main, { app, env }, page) {
     return;
   }
   const holder = h("div", { class: "confirm-holder" });
-  const listing = table(["Revision", "Time", "Device", "Kind", ""], [], { class: "history" });
+  const listing = table(["Revision", "Time", "Device", "Kind", ""], [], {
+    class: "history",
+  });
   const body = listing.querySelector("tbody");
   const more = h("div");
   main.append(holder, listing, more);
@@ -153,7 +211,10 @@ export async function showHistory(main, { app, env }, page) {
 }
 
 function history(app, env, before) {
-  return api("GET", paths.revisions(app, env), undefined, { limit: HISTORY_PAGE, before });
+  return api("GET", paths.revisions(app, env), undefined, {
+    limit: HISTORY_PAGE,
+    before,
+  });
 }
 
 function addPage(app, env, listing, body, more, holder, page) {
@@ -176,6 +237,11 @@ function historyRow(app, env, revision, latest, holder, page) {
     actions.push(link(envHref(app, env, "diff", n - 1, n), "Diff"));
   }
   if (n !== latest) actions.push(rollbackButton(app, env, n, holder, page));
-  return row(`r${n}`, when(revision.created_at), revision.device, describe(revision),
-    h("span", { class: "actions" }, actions));
+  return row(
+    `r${n}`,
+    when(revision.created_at),
+    revision.device,
+    describe(revision),
+    h("span", { class: "actions" }, actions),
+  );
 }
