@@ -15,61 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import (
-    BOOTSTRAP,
-    PASSWORD,
-    REPO,
-    Device,
-    _pg_admin_url,
-    create_pg_database,
-    drop_pg_database,
-    free_port,
-    start_server,
-)
+from conftest import BOOTSTRAP, PASSWORD, REPO, Device, free_port
 from terminal import Terminal
+from world import make_world, shared_world
 
 SAMPLE = "# shared\nDATABASE_URL=postgres://db/app\nAPI_KEY=k-123\n"
 
 
-class World:
-    """One server and a factory of devices, each with its own DOTMAGE_HOME."""
-
-    def __init__(self, root: Path, server):
-        self.root, self.server = root, server
-        self.count = 0
-
-    def device(self, name: str, signed_in: bool = True, ttl=None) -> Device:
-        self.count += 1
-        folder = self.root / f"{self.count}-{name}"
-        device = Device(folder / "home", folder / "work", self.server)
-        device.environment["DOTMAGE_DEVICE_NAME"] = name
-        if signed_in:
-            extra = ("--ttl", ttl) if ttl else ()
-            device.run("auth", "--server", self.server.url, *extra, check=0)
-        return device
-
-
-def make_world(root: Path, db_url: str, **settings) -> World:
-    world = World(root, start_server(root, db_url, **settings))
-    world.device("founder")  # the account exists from here on
-    return world
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(f"devices-{request.param}")
-    admin = _pg_admin_url()
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{root / 'server.db'}"
-    elif admin:
-        db_url = create_pg_database(admin)
-    else:
-        pytest.skip("PostgreSQL tests need DOTMAGE_TEST_PG_URL (see README)")
-    shared = make_world(root, db_url)
-    yield shared
-    shared.server.stop()
-    if request.param == "postgresql":
-        drop_pg_database(admin, db_url)
+    yield from shared_world(request, tmp_path_factory, "devices")
 
 
 def device_list(device: Device) -> dict:
