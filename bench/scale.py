@@ -82,7 +82,8 @@ def _prepare(work: Path, options, fill: bool) -> dict:
     if fill:
         started = time.perf_counter()
         _bulk_fill(url, options)
-        print(f"bulk fill: {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        spent = time.perf_counter() - started
+        print(f"bulk fill: {_counts(url)} in {spent:.0f}s", file=sys.stderr)
     server = start_server(work, url, port=port)
     return {"url": url, "server": server, "api": account.api(), "env_key": env_key}
 
@@ -168,6 +169,23 @@ def _bulk_fill(url: str, options) -> None:
         _fill_sqlite(url.removeprefix("sqlite:///"), apps, envs, revisions())
     else:
         _fill_postgres(url, apps, envs, revisions())
+
+
+def _counts(url: str) -> str:
+    """What the database really holds after the fill, as a check on it."""
+    count = "SELECT (SELECT count(*) FROM app), (SELECT count(*) FROM env), "
+    count += "(SELECT count(*) FROM revision)"
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            apps, envs, revisions = connection.execute(count).fetchone()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as connection:
+            apps, envs, revisions = connection.execute(count).fetchone()
+    return f"{apps:,} apps, {envs:,} envs, {revisions:,} revisions"
 
 
 def _random_blob() -> str:
