@@ -62,7 +62,7 @@ export async function showApp(main, { app }, page) {
     ),
     h("h1", { tabindex: "-1" }, app),
     envTable(app, envs, page),
-    createForm(app, envs, page),
+    createForm(app, envs),
     h("p", {}, link(`#/audit/${encodeURIComponent(app)}`, `Audit log of ${app}`)),
   );
 }
@@ -115,7 +115,7 @@ function askDelete(app, env, holder, back, page) {
   });
 }
 
-function createForm(app, envs, page) {
+function createForm(app, envs) {
   const name = h("input", {
     id: "new-env",
     required: true,
