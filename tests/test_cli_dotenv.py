@@ -511,10 +511,28 @@ def test_set_on_an_env_without_revisions_starts_an_empty_file(device):
     device.write(".env", "A=1\n")
     device.run("init", "edit/fresh", check=0)
     device.run("env", "new", "edit/fresh", "staging", check=0)
+    diff = device.run("diff", "edit/fresh", "--env", "staging", "--json", check=0)
+    assert (diff.json()["revision"], diff.json()["added"]) == (0, ["A"])
 
     device.run("set", "edit/fresh", "--env", "staging", "B=2", "C=x y", check=0)
     pulled = device.run("pull", "edit/fresh", "--env", "staging", "--stdout", check=0)
     assert pulled.stdout == "B=2\nC='x y'\n"
+
+
+def test_get_and_exec_read_with_a_ci_token_alone(device, tmp_path):
+    device.write(".env", "A='x y'\ngo-version=1.22\n")
+    device.run("init", "edit/ci", check=0)
+    made = device.run("gen-ci-token", "--app", "edit/ci", "--env", "dev", "--json")
+    pipeline = Device(tmp_path / "ci-home", tmp_path / "ci-work", device.server)
+    token = {"DOTMAGE_CI_TOKEN": made.json()["token"], **UTF8_CHILD}
+
+    got = pipeline.run("get", "edit/ci", "A", env=token, check=0)
+    assert got.stdout == "x y\n"
+    child = pipeline.run(
+        "exec", "edit/ci", "--", sys.executable, "-c", PRINT_ENV, "A", "go-version",
+        env=token, check=0,
+    )  # fmt: skip
+    assert json.loads(child.stdout) == {"A": "x y", "go-version": "1.22"}
 
 
 # -- pull --format ------------------------------------------------------------------
