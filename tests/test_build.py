@@ -16,10 +16,10 @@ from dotmage import __version__
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build(output, **env):
+def build(output, root=ROOT, **env):
     """Run the real build script; return the path it wrote."""
     subprocess.run(
-        [sys.executable, str(ROOT / "build_zipapp.py"), "--output", str(output)],
+        [sys.executable, str(root / "build_zipapp.py"), "--output", str(output)],
         env=dict(os.environ, **env),
         check=True,
         capture_output=True,
@@ -152,9 +152,22 @@ def test_build_id_is_stored_in_the_zip_and_the_bootstrap(pyz):
 # -- reproducibility -----------------------------------------------------------
 
 
-def test_two_builds_give_identical_bytes(pyz, tmp_path):
-    again = build(tmp_path / "again.pyz")
-    assert again.read_bytes() == pyz.read_bytes()
+def test_two_builds_give_identical_bytes(tmp_path):
+    # Build from a snapshot of the sources: the working tree may change under
+    # a long test run, and a snapshot without .git also pins the fallback time.
+    snapshot = tmp_path / "src"
+    snapshot.mkdir()
+    for name in ("build_zipapp.py", "zipapp_main.py", "pyproject.toml"):
+        shutil.copy2(ROOT / name, snapshot / name)
+    for folder in ("dotmage", "static"):
+        shutil.copytree(ROOT / folder, snapshot / folder)
+
+    first = build(tmp_path / "one" / "dmage.pyz", root=snapshot)
+    again = build(tmp_path / "two" / "dmage.pyz", root=snapshot)
+    assert again.read_bytes() == first.read_bytes()
+    assert (tmp_path / "two" / "dmage.1").read_bytes() == (
+        tmp_path / "one" / "dmage.1"
+    ).read_bytes()
 
 
 def test_entries_take_their_time_from_source_date_epoch(tmp_path):
