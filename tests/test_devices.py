@@ -8,7 +8,6 @@ of its own; passwd and short token lifetimes get servers of their own.
 
 import json
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -401,19 +400,3 @@ def test_a_revoked_refresh_token_means_exit_3(world):
     credentials.write_text(json.dumps(stored))
     result = laptop.run("devices", check=3)
     assert "run dmage auth" in result.stderr
-
-
-def test_parallel_first_commands_of_a_fresh_shell_do_not_race(world):
-    # Many processes creating DOTMAGE_HOME's lock at once must all get in.
-    laptop = world.device("racer")
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "dotmage", "env", "--json"],
-            env=laptop.environment,
-            cwd=laptop.cwd,
-            stdout=subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
-    outputs = [json.loads(p.communicate(timeout=30)[0]) for p in processes]
-    assert outputs == [{"env": "dev"}] * 3
