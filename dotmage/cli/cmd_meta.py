@@ -131,7 +131,13 @@ def man_page() -> bytes:
         ) from None
     from dotmage.cli.parser import build_parser
 
-    data = {"prog": "dmage", "project_name": "dotMage", "version": __version__}
+    data = {
+        "prog": "dmage",
+        "project_name": "dotMage",
+        "version": __version__,
+        "manual_title": "dotMage manual",
+        "description": "end-to-end-encrypted .env files",
+    }
     return str(Manpage(build_parser(), _data=data)).encode()
 
 
