@@ -18,32 +18,33 @@ def diff(args, context) -> int:
 
     old_text = _text(remote, f"revision {number}")
     new_text = _text(local, args.file)
+    document = {"app": app, "env": env, "revision": number, "file": args.file}
+    document.update(_differences(old_text, new_text))
+    old, new = dotenv.comparable(old_text), dotenv.comparable(new_text)
+    if args.show_values:
+        document["values"] = {
+            key: {"remote": old.get(key), "local": new.get(key)}
+            for key in document["added"] + document["removed"] + document["changed"]
+        }
+
+    context.out.document(document)
+    _print_diff(context.out, document, old, new, args.show_values)
+    return 0
+
+
+def _differences(old_text: str, new_text: str) -> dict:
     result = dotenv.compare(old_text, new_text)
     formatting = []
     if result.only_formatting:
         formatting = dotenv.formatting_changes(old_text, new_text)
-    old, new = dotenv.comparable(old_text), dotenv.comparable(new_text)
-
-    document = {
-        "app": app,
-        "env": env,
-        "revision": number,
-        "file": args.file,
-        "identical": remote == local,
+    return {
+        "identical": old_text == new_text,
         "only_formatting": result.only_formatting,
         "formatting": formatting,
         "added": result.added,
         "removed": result.removed,
         "changed": result.changed,
     }
-    if args.show_values:
-        document["values"] = {
-            key: {"remote": old.get(key), "local": new.get(key)}
-            for key in result.added + result.removed + result.changed
-        }
-    context.out.document(document)
-    _print_diff(context.out, document, old, new, args.show_values)
-    return 0
 
 
 def _print_diff(out, document, old, new, show_values) -> None:
