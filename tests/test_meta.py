@@ -71,6 +71,19 @@ def test_help_man_from_a_checkout_prints_troff_into_a_pipe():
     assert r"gen\-ci\-token" in page
 
 
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (("completion", "zsh"), "script"),
+        (("help", "env"), "help"),
+        (("help", "--man"), "man_page"),
+    ],
+)
+def test_json_mode_prints_one_document(args, key):
+    document = json.loads(dmage(*args, "--json").stdout)
+    assert document[key]
+
+
 # -- bash --------------------------------------------------------------------------
 
 

@@ -73,7 +73,9 @@ def completion(args, context) -> int:
     from dotmage.cli.completion import script
     from dotmage.cli.parser import build_parser
 
-    context.out.data(script(args.shell, build_parser()).rstrip("\n"))
+    text = script(args.shell, build_parser())
+    context.out.document({"shell": args.shell, "script": text})
+    context.out.data(text.rstrip("\n"))
     return 0
 
 
@@ -83,7 +85,9 @@ def help_(args, context) -> int:
     from dotmage.cli.parser import build_parser
 
     parser = _subparser(build_parser(), args.topic)
-    context.out.data(parser.format_help().rstrip("\n"))
+    text = parser.format_help()
+    context.out.document({"command": " ".join(["dmage", *args.topic]), "help": text})
+    context.out.data(text.rstrip("\n"))
     return 0
 
 
@@ -106,6 +110,9 @@ def _subparser(parser, topic: list) -> argparse.ArgumentParser:
 
 def _show_man_page(context) -> int:
     page = man_page()
+    if context.out.json_mode:
+        context.out.document({"man_page": page.decode()})
+        return 0
     # A person at a terminal gets man's pager; a pipe gets the troff source.
     viewer = shutil.which("man")
     if sys.stdout.isatty() and viewer:
