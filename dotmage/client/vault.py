@@ -300,7 +300,14 @@ def ci_pull(token: CiToken, app: str, env: str, number=None) -> Revision:
             f"not {app} env {env}"
         )
     http = Http(token.server, token.bearer)
-    return fetch_revision(http_call(http), app, env, token.env_key, number)
+    try:
+        return fetch_revision(http_call(http), app, env, token.env_key, number)
+    except errors.NotAuthenticated as error:
+        # No `dmage auth` can fix this: the pipeline needs a new token.
+        raise errors.NotAuthenticated(
+            f"the server refused {CI_VARIABLE} ({error}): make a new one with "
+            f"dmage gen-ci-token --app {app} --env {env}"
+        ) from None
 
 
 def http_call(http: Http):

@@ -191,7 +191,9 @@ def enroll(call):
         _auth_failed(call, "unknown or wrong enrollment token")
     call.actor_override = f"{token.kind}:{token.id}"
     if token.revoked_at or token.used_at or token.expires_at <= now():
-        _auth_failed(call, f"this {_one_time_noun(token)} was used, revoked or expired")
+        _auth_failed(
+            call, f"this {tokens.NOUNS[token.kind]} was used, revoked or expired"
+        )
     _check_kind(call.body.get("kind"), token)
     with database.atomic():
         if not _claim_once(token):
@@ -713,10 +715,6 @@ def _session_cookie(call, value: str, max_age: int) -> str:
         f"{tokens.SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; "
         f"SameSite=Strict{secure}"
     )
-
-
-def _one_time_noun(token: Token) -> str:
-    return "web admin login code" if token.kind == "login" else "enrollment token"
 
 
 def _check_kind(wanted: str | None, token: Token) -> None:

@@ -10,6 +10,14 @@ from dotmage.server.db import Device, Token, now
 # is compared in constant time with the stored SHA-256.
 PREFIXES = {"access": "dat_", "refresh": "drt_", "ci": "dci_", "session": "dss_"}
 ONE_TIME_KINDS = ("enroll", "login")
+NOUNS = {
+    "access": "access token",
+    "refresh": "refresh token",
+    "ci": "CI token",
+    "session": "web session",
+    "enroll": "enrollment token",
+    "login": "web admin login code",
+}
 # The web admin's session: an HttpOnly cookie holding a "session" bearer.
 SESSION_COOKIE = "dmage_session"
 
@@ -75,10 +83,13 @@ def issue_device_tokens(device: Device, settings) -> dict:
 def check(bearer: str, kinds: tuple) -> Token:
     """The live Token row a bearer string names, or TokenRejected."""
     token = _row_for(bearer, kinds)
-    if token.revoked_at is not None or token.expires_at <= now():
-        raise TokenRejected()
+    # Past the secret check, saying why is safe: the caller holds the token.
     if token.device_id and token.device.revoked_at is not None:
         raise TokenRejected("this device was revoked: run dmage auth")
+    if token.revoked_at is not None:
+        raise TokenRejected(f"this {NOUNS[token.kind]} was revoked")
+    if token.expires_at <= now():
+        raise TokenRejected(f"this {NOUNS[token.kind]} has expired")
     return token
 
 
