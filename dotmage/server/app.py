@@ -29,6 +29,8 @@ SESSION_COOKIE = tokens.SESSION_COOKIE
 # Web sessions must send this header on writes: a cross-site form cannot.
 CSRF_HEADER = "X-Dmage-Web"
 LAST_SEEN_EVERY = 60
+API_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+CATCH_ALL = API_PREFIX + "/<rest:path>"
 
 
 @dataclass
@@ -71,7 +73,9 @@ def make_app(settings) -> AccessLog:
     app = bottle.Bottle(catchall=True, autojson=False)
     for ep in ENDPOINTS:
         app.route(API_PREFIX + ep.path, ep.method, _wrap(ep, settings))
-    app.route(API_PREFIX + "/<rest:path>", "ANY", _unknown_endpoint)
+    # One catch-all per method, registered before the static files' GET
+    # route: an unknown API path answers JSON, never the web admin's 404.
+    app.route(CATCH_ALL, list(API_METHODS), _unknown_endpoint(app))
     app.route("/", "GET", lambda: _static_file(settings, "index.html"))
     app.route("/<path:path>", "GET", lambda path: _static_file(settings, path))
     app.default_error_handler = _error_page
@@ -210,8 +214,28 @@ def _typed_query(ep: Endpoint) -> dict:
     return query
 
 
-def _unknown_endpoint(rest):
-    return ApiError(404, f"no such endpoint: {API_PREFIX}/{rest[:80]}").response()
+def _unknown_endpoint(app: bottle.Bottle):
+    def answer(rest):
+        path = bottle.request.environ.get("PATH_INFO", "")
+        allowed = [m for m in API_METHODS if _has_route(app, m, path)]
+        if allowed:
+            return ApiError(
+                405,
+                f"{bottle.request.method} is not allowed here; use "
+                f"{', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            ).response()
+        return ApiError(404, f"no such endpoint: {API_PREFIX}/{rest[:80]}").response()
+
+    return answer
+
+
+def _has_route(app: bottle.Bottle, method: str, path: str) -> bool:
+    try:
+        route, _ = app.router.match({"PATH_INFO": path, "REQUEST_METHOD": method})
+    except bottle.HTTPError:
+        return False
+    return route.rule != CATCH_ALL
 
 
 def _error_page(error: bottle.HTTPError) -> str:

@@ -85,8 +85,8 @@ def openapi_document(version: str) -> dict:
     """An OpenAPI 3 description of every registered endpoint."""
     paths: dict = {}
     for ep in ENDPOINTS:
-        openapi_path = _openapi_path(API_PREFIX + ep.path)
-        paths.setdefault(openapi_path, {})[ep.method.lower()] = _operation(ep)
+        path = openapi_path(API_PREFIX + ep.path)
+        paths.setdefault(path, {})[ep.method.lower()] = _operation(ep)
     return {
         "openapi": "3.0.3",
         "info": {"title": "dotMage API", "version": version},
@@ -163,7 +163,7 @@ def _request_body(ep: Endpoint) -> dict:
     }
 
 
-def _openapi_path(rule: str) -> str:
+def openapi_path(rule: str) -> str:
     parts = []
     for part in rule.split("/"):
         if part.startswith("<"):

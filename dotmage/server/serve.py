@@ -74,6 +74,9 @@ def serve(host: str, port: int, environ=None, threads: int = 8) -> None:
         threads=threads,
         ident="dotmage",
         max_request_body_size=settings.max_body + 4096,
+        # Waitress would drop X-Forwarded-* before the app sees them; the app
+        # trusts them only from DOTMAGE_TRUSTED_PROXIES (server/http.py).
+        clear_untrusted_proxy_headers=False,
         _quiet=True,
     )
 

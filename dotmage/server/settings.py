@@ -41,7 +41,9 @@ class Settings:
 
 
 def load_settings(environ=None) -> Settings:
-    environ = os.environ if environ is None else environ
+    # An empty variable counts as unset: compose files often write `VAR: ""`.
+    source = os.environ if environ is None else environ
+    environ = {k: v for k, v in source.items() if k.startswith("DOTMAGE_") and v}
     return Settings(
         db_url=environ.get("DOTMAGE_DB_URL") or default_db_url(),
         bootstrap_secret=_bootstrap(environ.get("DOTMAGE_BOOTSTRAP_SECRET")),
