@@ -10,6 +10,7 @@ import json
 import shutil
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import PASSWORD, free_port
@@ -243,6 +244,22 @@ def test_status_with_env_shows_only_that_env(world):
     assert set(status_of(laptop, app)) == {"dev", "prod"}
     rows = laptop.run("status", "--env", "prod", "--json", check=0).json()["envs"]
     assert {row["env"] for row in rows} == {"prod"}
+
+
+def test_parallel_pulls_of_several_envs_are_all_remembered(world):
+    laptop, app = with_app(world, "parallel-status")
+    envs = ["dev", "qa", "stage", "prod"]
+    for env in envs[1:]:
+        laptop.run("env", "new", app, env, "--copy-from", "dev", check=0)
+    with ThreadPoolExecutor(len(envs)) as pool:
+        runs = list(
+            pool.map(
+                lambda env: laptop.run("pull", app, "--env", env, "--output", env),
+                envs,
+            )
+        )
+    assert [run.code for run in runs] == [0] * len(envs)
+    assert sorted(status_of(laptop, app)) == sorted(envs)
 
 
 # -- --json: one document from every command -----------------------------------

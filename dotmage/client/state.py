@@ -5,6 +5,7 @@ user config directory. Files holding credentials are written 0600, atomically.
 """
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -102,6 +103,18 @@ def _discard(path: str) -> None:
 # -- sync state: what this device last pushed or pulled, and the most it saw --
 
 
+def _one_writer(change):
+    """Sync state is read, changed and written back: two dmage processes at
+    once (parallel pulls in a Makefile) must not drop each other's change."""
+
+    @functools.wraps(change)
+    def locked_change(*args, **kwargs):
+        with locked():
+            return change(*args, **kwargs)
+
+    return locked_change
+
+
 def _sync_key(server: str, app: str, env: str) -> str:
     return f"{server} {app} {env}"
 
@@ -120,6 +133,7 @@ def all_sync_entries(server: str) -> list[tuple[str, str, dict]]:
     return sorted(found, key=lambda item: (item[0], item[1]))
 
 
+@_one_writer
 def record_sync(server: str, app: str, env: str, local: int, seen: int) -> None:
     data = read_json(SYNC)
     key = _sync_key(server, app, env)
@@ -130,6 +144,7 @@ def record_sync(server: str, app: str, env: str, local: int, seen: int) -> None:
     write_json(SYNC, data)
 
 
+@_one_writer
 def record_seen(server: str, app: str, env: str, seen: int) -> None:
     """Remember that the server once had this revision of an env."""
     data = read_json(SYNC)
@@ -139,6 +154,7 @@ def record_seen(server: str, app: str, env: str, seen: int) -> None:
         write_json(SYNC, data)
 
 
+@_one_writer
 def record_file(server: str, app: str, env: str, path: Path) -> None:
     """Remember the file this device last pushed or pulled for an env, and
     its hash, so that status can tell when it was edited since."""
@@ -170,6 +186,7 @@ def file_changed(entry: dict) -> bool | None:
     return hashlib.sha256(data).hexdigest() != entry.get("sha256")
 
 
+@_one_writer
 def forget_sync(server: str, app: str, env: str | None = None) -> None:
     data = read_json(SYNC)
     prefix = _sync_key(server, app, env or "")
