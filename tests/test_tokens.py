@@ -127,6 +127,22 @@ def test_the_server_keeps_only_a_hash_of_the_enrollment_proof(world, laptop):
         assert form not in stored
 
 
+def test_used_and_revoked_tokens_keep_no_sealed_account_key(world, laptop):
+    used = made(laptop, "gen-token")
+    revoked = made(laptop, "gen-token")
+    waiting = made(laptop, "gen-token")
+    enroll(world, "joiner", used["token"], check=0)
+    laptop.run("tokens", "revoke", revoked["id"], check=0)
+
+    def sealed(token_id):
+        query = "SELECT sealed_account_key FROM token WHERE id = ?"
+        return sql(world.server, query, token_id)[0][0]
+
+    assert sealed(used["id"]) is None
+    assert sealed(revoked["id"]) is None
+    assert sealed(waiting["id"]) is not None
+
+
 def test_an_enrollment_token_works_once(world, laptop):
     token = made(laptop, "gen-token")["token"]
     enroll(world, "first", token, check=0)

@@ -509,6 +509,7 @@ def create_token(call):
     kind = body["kind"]
     fields = _token_fields(kind, body)
     _token_id(body["id"])
+    _forget_dead_sealed_keys()
     if Token.select().where(Token.id == body["id"]).exists():
         raise ApiError(409, "a token with that id exists")
     Token.create(
@@ -679,18 +680,28 @@ def _token_view(token: Token) -> dict:
 
 
 def _revoke_token(token_id: str) -> None:
-    Token.update(revoked_at=now()).where(
+    Token.update(revoked_at=now(), sealed_account_key=None).where(
         (Token.id == token_id) & Token.revoked_at.is_null()
     ).execute()
 
 
 def _claim_once(token: Token) -> bool:
+    # The sealed account key goes with the use (the caller holds its copy):
+    # a token secret that leaks later opens nothing in a stolen database.
     claimed = (
-        Token.update(used_at=now(), last_used_at=now())
+        Token.update(used_at=now(), last_used_at=now(), sealed_account_key=None)
         .where((Token.id == token.id) & Token.used_at.is_null())
         .execute()
     )
     return claimed == 1
+
+
+def _forget_dead_sealed_keys() -> None:
+    """Expired and revoked one-time tokens keep no sealed account key."""
+    dead = (Token.expires_at <= now()) | Token.revoked_at.is_null(False)
+    Token.update(sealed_account_key=None).where(
+        dead & Token.sealed_account_key.is_null(False)
+    ).execute()
 
 
 def _redeem(call, token: Token) -> dict:
