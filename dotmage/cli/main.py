@@ -1,5 +1,6 @@
 """dmage's entry point: parse, dispatch to one handler, turn errors into codes."""
 
+import importlib
 import os
 import sys
 from dataclasses import dataclass
@@ -22,18 +23,26 @@ class Context:
     prompter: Prompter
 
 
-def handlers() -> dict:
-    from dotmage.cli import (
-        cmd_account,
-        cmd_edit,
-        cmd_envs,
-        cmd_meta,
-        cmd_secrets,
-        cmd_server,
-    )
+# Which module handles each command: a command imports only its own module,
+# so `dmage exec` never pays for the account or server commands' imports.
+# tests/test_cli_dispatch.py checks this table against the parser.
+COMMAND_MODULES = {
+    "serve": "cmd_server",
+    **dict.fromkeys(
+        ("auth", "lock", "logout", "clean", "passwd", "devices", "gen-token"),
+        "cmd_account",
+    ),
+    **dict.fromkeys(("token", "gen-ci-token", "tokens", "audit"), "cmd_account"),
+    **dict.fromkeys(("init", "push", "pull", "exec"), "cmd_secrets"),
+    **dict.fromkeys(("diff", "set", "unset", "get"), "cmd_edit"),
+    **dict.fromkeys(("apps", "env", "history", "rollback", "status"), "cmd_envs"),
+    **dict.fromkeys(("version", "completion", "help"), "cmd_meta"),
+}
 
-    tables = (cmd_server, cmd_account, cmd_secrets, cmd_edit, cmd_envs, cmd_meta)
-    return {name: run for table in tables for name, run in table.HANDLERS.items()}
+
+def handler_for(command: str):
+    module = importlib.import_module(f"dotmage.cli.{COMMAND_MODULES[command]}")
+    return module.HANDLERS[command]
 
 
 def main(argv=None) -> int:
@@ -49,7 +58,7 @@ def main(argv=None) -> int:
     if os.environ.get("DOTMAGE_INSECURE_FAST_KDF") == "1":
         out.warn("DOTMAGE_INSECURE_FAST_KDF=1: weak Argon2id settings, for tests only")
     try:
-        return handlers()[args.command](args, context) or 0
+        return handler_for(args.command)(args, context) or 0
     except DmageError as error:
         return _fail(out, str(error), error.exit_code)
     except KeyboardInterrupt:
