@@ -6,6 +6,7 @@ browser or an attacker would send what the CLI never does.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,6 +110,26 @@ def create_account(server) -> dict:
     )
     assert status == 201, issued
     return issued
+
+
+def test_a_made_bootstrap_secret_is_shown_once_kept_as_a_hash_and_survives(
+    tmp_path, db_url
+):
+    first = start_server(tmp_path, db_url, bootstrap=None)
+    first.stop()
+    secret = re.search(r"dmage_boot_[A-Za-z0-9_-]+", first.log()).group(0)
+    again = start_server(tmp_path, db_url, bootstrap=None)
+    try:
+        status = again.request(
+            "POST", "/api/v1/auth/prelogin", {"bootstrap_secret": secret}
+        )[0]
+        stored = sql(again, "SELECT value FROM setting WHERE key = 'bootstrap_hash'")
+    finally:
+        again.stop()
+
+    assert status == 404  # the secret is right; there is just no account yet
+    assert secret not in again.log()
+    assert stored == [(crypto.sha256_hex(secret.encode()),)]
 
 
 def test_token_and_refresh_lifetimes_come_from_the_settings(tmp_path, db_url):
