@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,6 +15,7 @@ from dotmage import errors
 
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT = 30.0
+MAX_ANSWER = 64 * 1024 * 1024  # no dotMage answer comes near this
 STATUS_ERRORS = {
     401: errors.NotAuthenticated,
     403: errors.Forbidden,
@@ -59,11 +61,38 @@ class Http:
             return self._send(request)
 
     def _send(self, request: urllib.request.Request) -> dict:
+        """The whole exchange, bounded by DOTMAGE_TIMEOUT from start to end.
+
+        urllib's timeout bounds each socket operation, so a server trickling a
+        byte a second would hold the CLI forever; the exchange runs in a
+        daemon thread instead, and the CLI stops waiting at the deadline.
+        """
+        outcome: dict = {}
+
+        def exchange():
+            try:
+                outcome["answer"] = self._exchange(request)
+            except BaseException as failure:  # handed to the waiting thread
+                outcome["failure"] = failure
+
+        worker = threading.Thread(target=exchange, daemon=True)
+        worker.start()
+        worker.join(timeout_seconds())
+        if worker.is_alive():
+            raise errors.ServerError(
+                f"the server at {self.server} did not finish answering within "
+                f"{timeout_seconds():g}s (DOTMAGE_TIMEOUT)"
+            )
+        if "failure" in outcome:
+            raise outcome["failure"]
+        return outcome["answer"]
+
+    def _exchange(self, request: urllib.request.Request) -> dict:
         try:
-            with urllib.request.urlopen(request, timeout=timeout_seconds()) as reply:
-                return self._decode(reply.status, reply.headers, reply.read())
+            with OPENER.open(request, timeout=timeout_seconds()) as reply:
+                return self._decode(reply.status, reply.headers, self._read(reply))
         except urllib.error.HTTPError as reply:
-            raise self._error(reply.code, reply.headers, reply.read()) from None
+            raise self._error(reply.code, reply.headers, self._read(reply)) from None
         except (urllib.error.URLError, OSError) as failure:
             raise self._unreachable(failure) from None
         except http.client.HTTPException as failure:
@@ -87,6 +116,21 @@ class Http:
             headers["Authorization"] = f"Bearer {self.bearer}"
         return urllib.request.Request(url, data=data, headers=headers, method=method)
 
+    def _read(self, reply) -> bytes:
+        size = int(reply.headers.get("Content-Length") or 0)
+        if size > MAX_ANSWER:
+            raise errors.ServerError(self._too_large_answer())
+        body = reply.read(MAX_ANSWER + 1)
+        if len(body) > MAX_ANSWER:
+            raise errors.ServerError(self._too_large_answer())
+        return body
+
+    def _too_large_answer(self) -> str:
+        return (
+            f"the server at {self.server} sent an answer over "
+            f"{MAX_ANSWER // 2**20} MiB: is this the right server URL?"
+        )
+
     def _decode(self, status, headers, raw: bytes) -> dict:
         try:
             document = json.loads(raw)
@@ -101,6 +145,17 @@ class Http:
         return document
 
     def _error(self, status, headers, raw: bytes) -> errors.DmageError:
+        if 300 <= status < 400:
+            return errors.ServerError(
+                f"{self.server} redirected to {headers.get('Location', '?')[:200]}; "
+                "dmage does not follow redirects, which could carry your token "
+                "elsewhere: use the final URL with dmage auth --server URL"
+            )
+        if status == 413:
+            return errors.DmageError(
+                f"the request was too large for the server at {self.server} "
+                "(HTTP 413; the server's DOTMAGE_MAX_BODY sets the limit)"
+            )
         try:
             detail = json.loads(raw)["error"]
             message = str(detail["message"])
@@ -109,9 +164,9 @@ class Http:
                 f"{self.server} answered HTTP {status} without a dotMage error: "
                 "is this the right server URL?"
             )
-        if status == 429:
+        if status == 429 and "try again" not in message:
             wait = headers.get("Retry-After", "a while")
-            message = f"{message} (rate limited; retry after {wait}s)"
+            message = f"{message} (rate limited; try again in {wait}s)"
         error = STATUS_ERRORS.get(status, errors.DmageError)(message)
         error.status = status
         error.detail = detail
@@ -137,6 +192,16 @@ class Http:
         else:
             text = f"could not be reached ({reason})"
         return errors.ServerError(f"the server at {self.server} {text}")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect becomes an error: urllib would resend Authorization to it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
 def normalize_server(url: str) -> str:
