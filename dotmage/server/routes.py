@@ -34,12 +34,13 @@ KDF_FIELDS = ("time_cost", "memory_kib", "parallelism", "salt")
 
 @endpoint("GET", "/health", "health", auth="none")
 def health(call):
-    """Liveness, and whether the account exists yet."""
+    """Liveness, whether the account exists yet, and the largest body taken."""
     return {
         "status": "ok",
         "account": Account.select().exists(),
         "version": __version__,
         "schema": SCHEMA_VERSION,
+        "max_body": call.settings.max_body,
     }
 
 

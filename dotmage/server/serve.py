@@ -1,6 +1,7 @@
 """`dmage serve`: settings, database, bootstrap secret, then Waitress."""
 
 import logging
+import os
 import sys
 from urllib.parse import unquote, urlsplit
 
@@ -12,26 +13,34 @@ DEFAULT_PORT = 9470
 
 
 def prepare(environ=None):
-    """Check settings, open and migrate the database; returns (settings, app)."""
+    """Check settings, open and migrate the database; returns (settings, app).
+
+    The bootstrap secret is not made here: serve() makes it only once the
+    port is bound, so a failed start never stores a secret nobody saw.
+    """
     settings = load_settings(environ)
     _configure_logging(settings.log_level)
+    # The database holds the KDF salt, the password verifier and the sealed
+    # account key: other local users must not read it (or its WAL), nor any
+    # other file the server makes.
+    os.umask(0o077)
 
     from dotmage.server.app import make_app
     from dotmage.server.db import migrate, open_database
 
     db = open_database(settings.db_url)
+    _guarded(settings, lambda: (db.connect(reuse_if_open=True), migrate(db)))
+    db.close()
+    return settings, LiveConnection(make_app(settings), db)
+
+
+def _guarded(settings, step):
     try:
-        db.connect(reuse_if_open=True)
-        migrate(db)
-        secret = ensure_bootstrap_secret(settings.bootstrap_secret)
+        return step()
     except ConfigError:
         raise
     except Exception as error:  # the driver's own errors vary by database
         raise ConfigError(_open_failure(error, settings.db_url)) from None
-    if secret:
-        _announce(secret)
-    db.close()
-    return settings, LiveConnection(make_app(settings), db)
 
 
 class LiveConnection:
@@ -61,24 +70,31 @@ def serve(host: str, port: int, environ=None, threads: int = 8) -> None:
     import waitress
 
     settings, app = prepare(environ)
+    server = waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="dotmage",
+        # Above DOTMAGE_MAX_BODY, so that the app answers an oversized body
+        # with its own JSON 413 instead of Waitress's plain text.
+        max_request_body_size=settings.max_body * 2 + 65536,
+        # Waitress would drop X-Forwarded-* before the app sees them; the app
+        # trusts them only from DOTMAGE_TRUSTED_PROXIES (server/http.py).
+        clear_untrusted_proxy_headers=False,
+    )
+    secret = _guarded(
+        settings, lambda: ensure_bootstrap_secret(settings.bootstrap_secret)
+    )
+    if secret:
+        _announce(secret)
     logging.getLogger("dotmage.server").info(
         "dotMage server on http://%s:%s (database %s)",
         host if ":" not in host else f"[{host}]",
         port,
         _safe_db_name(settings.db_url),
     )
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        ident="dotmage",
-        max_request_body_size=settings.max_body + 4096,
-        # Waitress would drop X-Forwarded-* before the app sees them; the app
-        # trusts them only from DOTMAGE_TRUSTED_PROXIES (server/http.py).
-        clear_untrusted_proxy_headers=False,
-        _quiet=True,
-    )
+    server.run()
 
 
 def ensure_bootstrap_secret(configured: str | None) -> str | None:

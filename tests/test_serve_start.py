@@ -1,0 +1,50 @@
+"""How `dmage serve` starts: private files, and no secret lost to a busy port."""
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+from tests.conftest import base_environment, start_server
+
+
+def test_the_sqlite_files_are_private_to_the_server_user(tmp_path):
+    folder = tmp_path / "data"
+    server = start_server(tmp_path, f"sqlite:///{folder / 'dotmage.db'}")
+    try:
+        status, _, body = server.request("GET", "/api/v1/health")
+    finally:
+        server.stop()
+    assert status == 200
+    assert body["max_body"] == 1024 * 1024
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name
+
+
+def test_a_busy_port_fails_before_any_bootstrap_secret_is_made(tmp_path):
+    database = tmp_path / "server.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        failed = subprocess.run(
+            [sys.executable, "-m", "dotmage", "serve", "--port", str(port)],
+            env=base_environment(
+                DOTMAGE_DB_URL=f"sqlite:///{database}", HOME=tmp_path / "home"
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert failed.returncode == 1
+    assert "cannot listen" in failed.stderr
+    assert "Bootstrap secret" not in failed.stderr
+
+    # The next start on a free port is the first to make, and show, a secret.
+    server = start_server(tmp_path, f"sqlite:///{database}", bootstrap=None)
+    try:
+        assert "Bootstrap secret (shown once" in server.log()
+    finally:
+        server.stop()
+    assert os.path.exists(database)
