@@ -48,3 +48,15 @@ def test_a_busy_port_fails_before_any_bootstrap_secret_is_made(tmp_path):
     finally:
         server.stop()
     assert os.path.exists(database)
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(tmp_path):
+    server = start_server(tmp_path, f"sqlite:///{tmp_path / 'server.db'}")
+    nested = ('{"a":' + "[" * 5000 + "]" * 5000 + "}").encode()
+    try:
+        status, _, body = server.request("POST", "/api/v1/auth/prelogin", raw=nested)
+    finally:
+        server.stop()
+    assert status == 400
+    assert body["error"]["message"] == "the request body is nested too deeply"
+    assert "Traceback" not in server.log()

@@ -71,6 +71,9 @@ def read_json(max_body: int) -> dict:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "the request body is not valid JSON") from None
+    except RecursionError:
+        # Thousands of nested brackets exhaust the parser's stack: bad input.
+        raise ApiError(400, "the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return body
