@@ -298,8 +298,12 @@ def test_refresh_rotates_both_tokens_and_retires_the_old_access_token(world):
 def test_reusing_a_spent_refresh_token_revokes_the_device(world, laptop):
     tablet = world.device("tablet")
     stolen = credentials(tablet)["refresh_token"]
-    _, _, issued = world.server.request(
+    _, _, first = world.server.request(
         "POST", "/api/v1/auth/refresh", {"refresh_token": stolen}
+    )
+    # The pair it bought is used: no lost answer can explain another use.
+    _, _, issued = world.server.request(
+        "POST", "/api/v1/auth/refresh", {"refresh_token": first["refresh_token"]}
     )
 
     status, _, reply = world.server.request(
@@ -317,6 +321,45 @@ def test_reusing_a_spent_refresh_token_revokes_the_device(world, laptop):
     ]
     actions = [e["action"] for e in made(laptop, "audit", "--limit", "20")["entries"]]
     assert "auth.refresh_reuse" in actions
+
+
+def test_a_refresh_whose_answer_was_lost_may_be_retried_once(world, laptop):
+    desk = world.device("desk")
+    spent = credentials(desk)["refresh_token"]
+    _, _, lost = world.server.request(
+        "POST", "/api/v1/auth/refresh", {"refresh_token": spent}
+    )
+
+    status, _, retried = world.server.request(
+        "POST", "/api/v1/auth/refresh", {"refresh_token": spent}
+    )
+
+    assert status == 200
+    assert api_status(world, retried["access_token"]) == 200
+    assert api_status(world, lost["access_token"]) == 401
+    actions = [e["action"] for e in made(laptop, "audit", "--limit", "20")["entries"]]
+    assert "auth.refresh_retry" in actions
+    devices = made(laptop, "devices")["devices"]
+    assert [d["revoked_at"] for d in devices if d["name"] == "desk"] == [None]
+
+
+def test_the_pair_a_retry_replaced_is_theft_when_presented_later(world):
+    kiosk = world.device("kiosk")
+    spent = credentials(kiosk)["refresh_token"]
+    _, _, thief = world.server.request(
+        "POST", "/api/v1/auth/refresh", {"refresh_token": spent}
+    )
+    _, _, retried = world.server.request(
+        "POST", "/api/v1/auth/refresh", {"refresh_token": spent}
+    )
+
+    status, _, reply = world.server.request(
+        "POST", "/api/v1/auth/refresh", {"refresh_token": thief["refresh_token"]}
+    )
+
+    assert status == 401
+    assert "reused" in reply["error"]["message"]
+    assert api_status(world, retried["access_token"]) == 401
 
 
 def api_status(world, bearer: str, path="/api/v1/apps") -> int:

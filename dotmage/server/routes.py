@@ -147,18 +147,19 @@ def refresh(call):
             .where((Token.id == token.id) & Token.used_at.is_null())
             .execute()
         )
-        if not claimed:
-            tokens.revoke_device(token.device)
-        else:
-            issued = tokens.issue_device_tokens(token.device, call.settings)
+        retried = not claimed and tokens.claim_retry(token)
+        if claimed or retried:
+            issued = tokens.issue_device_tokens(token.device, call.settings, token)
             tokens.retire_access_tokens(token.device, issued["access_token"])
+        else:
+            tokens.revoke_device(token.device)
     call.actor_override = f"device:{token.device_id}"
-    if not claimed:
+    if not (claimed or retried):
         # Two parties held this refresh token: a thief and the device. Which
         # one is which is unknowable, so the device is revoked for both.
         audit.record(call, "auth.refresh_reuse", "device_revoked")
         _auth_failed(call, "refresh token reused: this device was revoked")
-    audit.record(call, "auth.refresh")
+    audit.record(call, "auth.refresh_retry" if retried else "auth.refresh")
     return issued
 
 

@@ -71,13 +71,47 @@ def mint(kind: str, ttl: int, **fields) -> str:
     return f"{PREFIXES[kind]}{token_id}.{secret}"
 
 
-def issue_device_tokens(device: Device, settings) -> dict:
+# A refresh whose answer was lost (a dropped connection, a server killed
+# after its commit) leaves the device holding a spent refresh token. For this
+# long after its first use it may be spent once more, if the pair it bought
+# is still unused; otherwise a spent token is theft and revokes the device.
+REFRESH_RETRY_GRACE = 60
+
+
+def issue_device_tokens(device: Device, settings, parent: Token | None = None) -> dict:
+    lineage = f"refresh:{parent.id}" if parent is not None else None
     return {
         "device_id": device.id,
-        "access_token": mint("access", settings.token_ttl, device=device),
-        "refresh_token": mint("refresh", settings.refresh_ttl, device=device),
+        "access_token": mint(
+            "access", settings.token_ttl, device=device, created_by=lineage
+        ),
+        "refresh_token": mint(
+            "refresh", settings.refresh_ttl, device=device, created_by=lineage
+        ),
         "expires_in": settings.token_ttl,
     }
+
+
+def claim_retry(spent: Token) -> bool:
+    """Allow one more use of a spent refresh token whose answer was lost.
+
+    Only within REFRESH_RETRY_GRACE of its first use, and only if the refresh
+    token it bought was never used: that one is marked used now, so a thief
+    who retried first is caught when the real device presents it later.
+    """
+    if spent.used_at is None or now() - spent.used_at > REFRESH_RETRY_GRACE:
+        return False
+    unused_children = (
+        Token.update(used_at=now())
+        .where(
+            (Token.created_by == f"refresh:{spent.id}")
+            & (Token.kind == "refresh")
+            & Token.used_at.is_null()
+            & Token.revoked_at.is_null()
+        )
+        .execute()
+    )
+    return unused_children > 0
 
 
 def check(bearer: str, kinds: tuple) -> Token:
