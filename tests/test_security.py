@@ -238,7 +238,8 @@ def test_the_cli_says_when_it_is_rate_limited(tmp_path, db_url):
     finally:
         server.stop()
 
-    assert "retry after" in limited.stderr
+    assert "too many failed attempts" in limited.stderr
+    assert re.search(r"try again in \d+s", limited.stderr)
     assert "Traceback" not in limited.stderr
 
 
