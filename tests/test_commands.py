@@ -122,13 +122,17 @@ def test_apps_lists_folders_with_env_counts(world):
 
 def test_env_shows_and_sets_the_active_env_and_overrides_win(world):
     laptop = world.device("env-user")
-    assert laptop.run("env", check=0).stdout == "dev\n"
+    assert laptop.run("env", check=0).stdout == "Active env: dev (from default)\n"
     assert "Active env is now 'staging'" in laptop.run("env", "use", "staging").stderr
-    assert laptop.run("env", check=0).stdout == "staging\n"
-    assert laptop.run("env", env={"DOTMAGE_ENV": "qa"}, check=0).stdout == "qa\n"
+    shown = laptop.run("env", check=0).stdout
+    assert shown == "Active env: staging (from dmage env use)\n"
+    from_variable = laptop.run("env", env={"DOTMAGE_ENV": "qa"}, check=0)
+    assert from_variable.stdout == "Active env: qa (from DOTMAGE_ENV)\n"
     overridden = laptop.run("env", "--env", "prod", env={"DOTMAGE_ENV": "qa"})
-    assert overridden.stdout == "prod\n"
-    assert "env name" in laptop.run("env", "use", "../x", check=1).stderr
+    assert overridden.stdout == "Active env: prod (from --env)\n"
+    document = laptop.run("env", "--json", check=0).json()
+    assert document == {"env": "staging", "source": "dmage env use"}
+    assert "env name" in laptop.run("env", "use", "../x", check=2).stderr
 
 
 def test_env_list_and_new(world):
@@ -460,7 +464,9 @@ def test_secret_commands_exit_0_1_3_4(world):
     laptop, app = with_app(world, "codes-secrets")
     other = world.device("codes-other")
     other.run("pull", app, check=0)
+    laptop.write(".env", SAMPLE + "NEW=1\n")
     laptop.run("push", app, check=0)
+    other.write(".env", SAMPLE + "OTHER=1\n")
     assert "dmage init" in laptop.run("pull", "nope/none", check=1).stderr
     assert "run dmage auth" in world.device("x", False).run("pull", app, check=3).stderr
     assert "pull first" in other.run("push", app, check=4).stderr
@@ -519,7 +525,7 @@ def broken_servers(tmp_path):
     tls = HttpServer({"status": "ok"}, tls=self_signed_certificate(tmp_path))
     return [
         ("refused", None, "refused the connection"),
-        ("timeout", RawServer(None), "did not answer within 1s"),
+        ("timeout", RawServer(None), "within 1s"),
         ("garbage", RawServer(b"\x00\x01SSH-2.0 not http\r\n\r\n"), "in HTTP"),
         ("html", html, "text/html, not dotMage JSON"),
         ("tls to plain http", html, "TLS handshake"),

@@ -179,10 +179,10 @@ def test_the_cached_key_expires_after_its_ttl(world):
     assert (laptop.home / "account-key.json").exists()
 
 
-def test_a_ttl_that_is_not_a_duration_is_refused(world):
+def test_a_ttl_that_is_not_a_duration_is_a_usage_error(world):
     stranger = world.device("bad-ttl", signed_in=False)
     result = stranger.run(
-        "auth", "--server", world.server.url, "--ttl", "soon", check=1
+        "auth", "--server", world.server.url, "--ttl", "soon", check=2
     )
     assert "--ttl" in result.stderr and "24h or 7d" in result.stderr
 

@@ -119,8 +119,8 @@ def test_a_file_that_is_not_executable_is_126(laptop):
     assert "permission denied: ./not-executable.sh" in result.stderr
 
 
-def test_exec_without_a_command_says_how(laptop):
-    result = laptop.run("exec", APP, check=1)
+def test_exec_without_a_command_is_a_usage_error_that_says_how(laptop):
+    result = laptop.run("exec", APP, check=2)
     assert f"dmage exec {APP} -- CMD" in result.stderr
 
 

@@ -5,20 +5,13 @@ from dotmage.cli.cmd_secrets import moment, open_vault
 from dotmage.client import auth as signing
 from dotmage.client import vault
 from dotmage.client.session import Session
-from dotmage.durations import format_duration, parse_duration
+from dotmage.durations import format_duration
 
 LOGIN_CODE_TTL = 300
 
 
-def _ttl(text: str, flag: str = "--ttl") -> int:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise errors.DmageError(f"{flag}: {error}") from None
-
-
 def auth(args, context) -> int:
-    ttl = _ttl(args.ttl)
+    ttl = args.ttl  # parsed and capped by the parser
     server = args.server or Session().config.get("server")
     if not server:
         raise errors.DmageError(
@@ -26,9 +19,9 @@ def auth(args, context) -> int:
             "dmage auth --server http://127.0.0.1:9470"
         )
     if args.enroll:
-        result = signing.enroll(server, args.enroll, ttl)
+        result = signing.enroll(server, args.enroll, ttl, args.name)
     else:
-        result = signing.sign_in(server, context.prompter, ttl)
+        result = signing.sign_in(server, context.prompter, ttl, args.name)
 
     first = "Account created. " if result["created_account"] else ""
     context.out.say(
@@ -54,15 +47,21 @@ def lock(args, context) -> int:
 
 
 def logout(args, context) -> int:
-    device_id = Session().config.get("device_id") or "ID"
+    device_id = Session().config.get("device_id")
     result = signing.logout()
     if result["revoked_on_server"]:
         context.out.say("Logged out: this device is revoked and its local data gone.")
-    else:
+    elif device_id:
         context.out.warn(
             f"local data removed, but the server was not told ({result['reason']}): "
             f"revoke this device from another one with dmage devices revoke "
             f"{device_id}"
+        )
+    else:
+        context.out.warn(
+            f"local data removed; no server was told ({result['reason']}). If this "
+            "machine had a device, revoke it from another one (dmage devices "
+            "lists them)"
         )
     context.out.document(result)
     return 0
@@ -95,10 +94,8 @@ def devices(args, context) -> int:
                 "that is this device: run dmage logout to revoke it and remove "
                 "its local data"
             )
-        result = current.call("DELETE", f"/devices/{args.device_id}")
-        context.out.say(f"Revoked device {result['revoked']}.")
-        context.out.document(result)
-        return 0
+        listing = current.call("GET", "/devices")["devices"]
+        return _revoke(context, current, "device", args.device_id, listing)
     listing = current.call("GET", "/devices")["devices"]
     context.out.document({"devices": listing})
     context.out.data(f"  {'ID':<16}  {'NAME':<20}  {'CREATED':<20}  LAST SEEN")
@@ -113,8 +110,23 @@ def devices(args, context) -> int:
     return 0
 
 
+def _revoke(context, current: Session, noun: str, wanted: str, listing) -> int:
+    """Revoke a device or token; one revoked already is said so, and left."""
+    found = next((item for item in listing if item["id"] == wanted), None)
+    if found is not None and (
+        found.get("revoked_at") or found.get("state") == "revoked"
+    ):
+        context.out.say(f"{noun.capitalize()} {wanted} was already revoked.")
+        context.out.document({"revoked": wanted, "already": True})
+        return 0
+    result = current.call("DELETE", f"/{noun}s/{wanted}")
+    context.out.say(f"Revoked {noun} {result['revoked']}.")
+    context.out.document({**result, "already": False})
+    return 0
+
+
 def gen_token(args, context) -> int:
-    ttl = _ttl(args.ttl)
+    ttl = args.ttl
     created = signing.make_enrollment_token("enroll", ttl, args.name, context.prompter)
     context.out.document(created)
     context.out.say(
@@ -141,7 +153,7 @@ def gen_ci_token(args, context) -> int:
         raise errors.DmageError(
             "gen-ci-token needs --env ENV: a CI token reads one env"
         )
-    ttl = _ttl(args.ttl)
+    ttl = args.ttl
     created = vault.make_ci_token(
         open_vault(context), args.app, args.env, ttl, args.name
     )
@@ -155,10 +167,8 @@ def gen_ci_token(args, context) -> int:
 def tokens(args, context) -> int:
     current = Session()
     if getattr(args, "action", None) == "revoke":
-        result = current.call("DELETE", f"/tokens/{args.token_id}")
-        context.out.say(f"Revoked token {result['revoked']}.")
-        context.out.document(result)
-        return 0
+        listing = current.call("GET", "/tokens")["tokens"]
+        return _revoke(context, current, "token", args.token_id, listing)
     listing = current.call("GET", "/tokens")["tokens"]
     context.out.document({"tokens": listing})
     context.out.data(

@@ -17,7 +17,7 @@ def diff(args, context) -> int:
     number, remote = _latest(open_vault(context), app, env)
 
     old_text = _text(remote, f"revision {number}")
-    new_text = _text(local, args.file)
+    new_text = _text(local.data, args.file)
     document = {"app": app, "env": env, "revision": number, "file": args.file}
     document.update(_differences(old_text, new_text))
     old, new = dotenv.comparable(old_text), dotenv.comparable(new_text)
@@ -117,7 +117,7 @@ def _edit(args, context, change, verb: str) -> int:
 
 def _push_edit(store, app: str, env: str, text: str, base: int) -> int:
     try:
-        return store.push(app, env, text.encode("utf-8"), base=base, keep_local=True)
+        return store.push_edit(app, env, text.encode("utf-8"), base)
     except errors.Conflict:
         raise errors.Conflict(
             f"{app} ({env}) got a new revision while this edit was made; "
@@ -144,7 +144,7 @@ def _assignments(words: list) -> dict:
 
 def get(args, context) -> int:
     key = _checked_key(args.key)
-    revision = fetch(args, context, keep_local=True)
+    revision, _ = fetch(args, context)
     values = values_of(revision.data, f"revision {revision.number}")
     if key not in values:
         raise errors.NotFound(
@@ -174,7 +174,7 @@ def _latest(store, app: str, env: str) -> tuple[int, bytes]:
     _, info = store.env_key(app, env)
     if info["latest_revision"] == 0:
         return 0, b""
-    revision = store.pull(app, env, keep_local=True)
+    revision = store.pull(app, env)
     return revision.number, revision.data
 
 

@@ -47,10 +47,9 @@ def env(args, context) -> int:
 
 
 def _show_env(args, context) -> int:
-    current = Session()
-    name = current.active_env(args.env)
-    context.out.document({"env": name})
-    context.out.data(name)
+    name, source = Session().active_env_source(args.env)
+    context.out.document({"env": name, "source": source})
+    context.out.data(f"Active env: {name} (from {source})")
     return 0
 
 
@@ -145,7 +144,10 @@ def status(args, context) -> int:
     entries = state.all_sync_entries(server)
     if args.env:
         entries = [item for item in entries if item[1] == args.env]
-    rows = [_status_row(current, server, *item) for item in entries]
+    rows = []
+    for app, env, entry in entries:
+        if entry["files"]:
+            rows.extend(_status_rows(current, server, app, env, entry))
     context.out.document({"server": server, "envs": rows})
     if not rows:
         context.out.say("Nothing pulled or pushed from this device yet.")
@@ -158,7 +160,7 @@ def _print_status(out, row: dict) -> None:
     server = row["server"] if row["server"] is not None else "-"
     out.data(
         f"  {row['app']:<24} {row['env']:<10} local {row['local']:<4} "
-        f"server {server:<4} {row['state']}"
+        f"server {server:<4} {row['state']:<12} {row['file']}"
     )
     if row["state"] == "server rolled back":
         out.warn(
@@ -169,33 +171,43 @@ def _print_status(out, row: dict) -> None:
         )
 
 
-def _status_row(current: Session, server: str, app: str, env: str, entry) -> dict:
+def _status_rows(current: Session, server: str, app: str, env: str, entry) -> list:
+    """One row per local file that holds a revision of this env."""
     try:
         latest = current.call("GET", vault.env_path(app, env))["latest_revision"]
     except errors.NotFound:
         latest = None
-    local, seen = entry.get("local", 0), entry.get("seen", 0)
-    if latest is not None and latest >= seen:
-        state.record_seen(server, app, env, latest)
-    edited = state.file_changed(entry)
-    return {
-        "app": app,
-        "env": env,
-        "local": local,
-        "server": latest,
-        "seen": max(seen, latest or 0),
-        "file": entry.get("file"),
-        "edited": bool(edited),
-        "state": _sync_state(local, seen, latest, bool(edited)),
-    }
+    seen = entry["seen"]
+    if latest is not None and latest > seen:
+        state.best_effort(state.record_seen, server, app, env, latest)
+    rows = []
+    for path, record in sorted(entry["files"].items()):
+        edited = state.file_changed(record, path)
+        local = record["revision"]
+        rows.append(
+            {
+                "app": app,
+                "env": env,
+                "file": path,
+                "local": local,
+                "server": latest,
+                "seen": max(seen, latest or 0),
+                "edited": bool(edited),
+                "state": _sync_state(local, seen, latest, edited),
+            }
+        )
+    return rows
 
 
-def _sync_state(local: int, seen: int, latest: int | None, edited: bool) -> str:
-    """'ahead' means the local file holds edits not pushed yet."""
+def _sync_state(local: int, seen: int, latest: int | None, edited) -> str:
+    """'ahead' means the local file holds edits not pushed yet; edited is
+    None when the file is gone."""
     if latest is None:
         return "gone from the server"
     if latest < seen:
         return "server rolled back"
+    if edited is None:
+        return "file missing"
     if local < latest:
         return "diverged" if edited else "outdated"
     return "ahead" if edited else "up to date"

@@ -12,6 +12,14 @@ from dotmage.names import app_name_problem, env_name_problem
 
 COMMAND_NOT_FOUND = 127
 COMMAND_NOT_EXECUTABLE = 126
+# dmage's own credentials: never handed to the command exec runs (unless the
+# env's secrets define that name themselves).
+CREDENTIAL_VARIABLES = (
+    "DOTMAGE_MASTER_PASSWORD",
+    "DOTMAGE_NEW_MASTER_PASSWORD",
+    "DOTMAGE_BOOTSTRAP_SECRET",
+    "DOTMAGE_CI_TOKEN",
+)
 
 
 # -- shared steps ----------------------------------------------------------------
@@ -33,10 +41,10 @@ def target(args, current: Session | None = None) -> tuple[str, str]:
     return args.name, env
 
 
-def read_env_file(path: str, out) -> tuple[bytes, dict]:
-    """The file's bytes as they will be stored, and its parsed values."""
+def read_env_file(path: str, out) -> tuple[vault.LocalFile, dict]:
+    """The file as it will be stored, and its parsed values."""
     try:
-        data = Path(path).read_bytes()
+        raw = data = Path(path).read_bytes()
     except FileNotFoundError:
         raise errors.DmageError(
             f"{path} not found: give the file with --file PATH"
@@ -51,7 +59,7 @@ def read_env_file(path: str, out) -> tuple[bytes, dict]:
     if not _is_utf8(data):
         out.warn(f"{path} is UTF-16; it is stored and pulled back as UTF-8")
         data = text.encode("utf-8")
-    return data, values
+    return vault.LocalFile(path, Path(path), raw, data), values
 
 
 def values_of(data: bytes, where: str) -> dict:
@@ -86,10 +94,8 @@ def moment(stamp: int) -> str:
 
 def init(args, context) -> int:
     app, env = target(args)
-    data, values = read_env_file(args.file, context.out)
-    store = open_vault(context)
-    number = store.create_app(app, env, data)
-    state.record_file(store.session.server, app, env, Path(args.file))
+    local, values = read_env_file(args.file, context.out)
+    number = open_vault(context).create_app(app, env, local)
     context.out.say(
         f"Created app '{app}'. Pushed revision {number} from {args.file} "
         f"({_keys(len(values))})."
@@ -102,37 +108,42 @@ def init(args, context) -> int:
 
 def push(args, context) -> int:
     app, env = target(args)
-    data, values = read_env_file(args.file, context.out)
-    store = open_vault(context)
-    number = store.push(app, env, data)
-    state.record_file(store.session.server, app, env, Path(args.file))
-    context.out.say(
-        f"Pushed revision {number} of {app} ({env}) from {args.file} "
-        f"({_keys(len(values))})."
-    )
+    local, values = read_env_file(args.file, context.out)
+    number, pushed = open_vault(context).push_file(app, env, local, args.force)
+    if pushed:
+        context.out.say(
+            f"Pushed revision {number} of {app} ({env}) from {args.file} "
+            f"({_keys(len(values))})."
+        )
+    else:
+        context.out.say(f"Nothing to push: {args.file} matches revision {number}.")
     context.out.document(
-        {"app": app, "env": env, "revision": number, "keys": len(values)}
+        {
+            "app": app,
+            "env": env,
+            "revision": number,
+            "keys": len(values),
+            "pushed": pushed,
+        }
     )
     return 0
 
 
-def fetch(args, context, number=None, keep_local=False) -> vault.Revision:
-    """A decrypted revision: through DOTMAGE_CI_TOKEN, or as this device.
-
-    keep_local: the caller writes no .env file (exec, get, diff), so the
-    revision the local file is based on stays what it was.
-    """
+def fetch(args, context, number=None) -> tuple[vault.Revision, vault.Vault | None]:
+    """A decrypted revision, and the vault it came through (None when it came
+    through DOTMAGE_CI_TOKEN, with no device state)."""
     token = vault.ci_token_from_environment()
     if token is not None and not state.read_json(state.CREDENTIALS):
         env = getattr(args, "env", None) or token.env
-        return vault.ci_pull(token, args.name, env, number)
+        return vault.ci_pull(token, args.name, env, number), None
     app, env = target(args)
-    return open_vault(context).pull(app, env, number, keep_local=keep_local)
+    store = open_vault(context)
+    return store.pull(app, env, number), store
 
 
 def pull(args, context) -> int:
     exported = args.format != "dotenv"
-    revision = fetch(args, context, args.rev, keep_local=exported)
+    revision, store = fetch(args, context, args.rev)
     values = values_of(revision.data, f"revision {revision.number}")
     data = _formatted(revision.data, values, args.format)
     # JSON and shell exports are for pipes and eval; only --output writes them.
@@ -141,9 +152,10 @@ def pull(args, context) -> int:
         return 0
     output = args.output or ".env"
     written = write_pulled(Path(output), data, args, context, revision.number)
-    server = Session().config.get("server")  # None when pulled by a CI token
-    if server and args.rev is None and not exported:
-        state.record_file(server, revision.app, revision.env, Path(output))
+    # The file now holds this revision (an older one with --rev): a push of it
+    # is based on that. Exports are not .env files and get no record.
+    if store is not None and not exported:
+        store.remember_pull(revision, Path(output), data)
     arrow = "→" if _can_print("→") else "->"
     if written:
         context.out.say(f"Decrypted {_keys(len(values))} {arrow} {output}")
@@ -194,6 +206,11 @@ def write_pulled(path: Path, data: bytes, args, context, number: int) -> bool:
     """Write atomically with mode 0600; never replace a different file silently."""
     if path.is_dir():
         raise errors.DmageError(f"{path} is a directory")
+    if not path.parent.is_dir():
+        raise errors.DmageError(
+            f"{path.parent} does not exist: create it first, or write elsewhere "
+            "with --output PATH"
+        )
     if path.exists():
         current = path.read_bytes()
         if current == data:
@@ -224,14 +241,13 @@ def _can_print(text: str) -> bool:
 
 
 def exec_(args, context) -> int:
-    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    if not argv:
-        raise errors.DmageError(
-            f"give the command after --: dmage exec {args.name} -- CMD"
-        )
-    revision = fetch(args, context, keep_local=True)
+    revision, _ = fetch(args, context)
     secrets = values_of(revision.data, f"revision {revision.number}")
-    environment = dict(os.environ)
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in CREDENTIAL_VARIABLES
+    }
     for key, value in secrets.items():
         if args.no_override and key in environment:
             continue
@@ -241,7 +257,7 @@ def exec_(args, context) -> int:
                 "variable can carry"
             )
         environment[key] = value
-    return run_command(argv, environment)
+    return run_command(args.argv, environment)
 
 
 def run_command(argv: list, environment: dict) -> int:

@@ -5,9 +5,9 @@ import os
 import sys
 from dataclasses import dataclass
 
-from dotmage.cli.parser import build_parser
+from dotmage.cli.parser import UsageError, build_parser
 from dotmage.cli.ui import Output, Prompter, Spinner
-from dotmage.client import http
+from dotmage.client import http, state
 from dotmage.errors import DmageError
 
 USAGE_ERROR = 2
@@ -47,7 +47,11 @@ def handler_for(command: str):
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parse(parser, sys.argv[1:] if argv is None else list(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parse(parser, argv)
+    except UsageError as error:
+        return _usage_failure(error, argv)
     if not args.command:
         parser.print_help(sys.stderr)
         return USAGE_ERROR
@@ -55,6 +59,7 @@ def main(argv=None) -> int:
     out = Output(json_mode=args.json, quiet=args.quiet)
     context = Context(out, Prompter(out))
     http.waiting = lambda label: Spinner(out, label, delay=SLOW_SERVER)
+    state.notify = out.warn
     if os.environ.get("DOTMAGE_INSECURE_FAST_KDF") == "1":
         out.warn("DOTMAGE_INSECURE_FAST_KDF=1: weak Argon2id settings, for tests only")
     try:
@@ -71,13 +76,34 @@ def main(argv=None) -> int:
 
 def parse(parser, argv: list):
     """Parse dmage's arguments; after exec's --, everything is the command's."""
+    args = _parse_exec(parser, argv) or parser.parse_args(argv)
+    if args.command == "exec":
+        args.argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        if not args.argv:
+            parser.error(f"give the command after --: dmage exec {args.name} -- CMD")
+    return args
+
+
+def _parse_exec(parser, argv: list):
     if "--" in argv and "exec" in argv[: argv.index("--")]:
         split = argv.index("--")
         args = parser.parse_args(argv[:split])
         if args.command == "exec":
             args.argv = [*args.argv, *argv[split + 1 :]]
             return args
-    return parser.parse_args(argv)
+    return None
+
+
+def _usage_failure(error: UsageError, argv: list) -> int:
+    """argparse's usage and message on stderr; under --json, one document too."""
+    sys.stderr.write(error.usage)
+    print(error, file=sys.stderr, flush=True)
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    if "--json" in own:
+        Output(json_mode=True, quiet=False).document(
+            {"error": {"message": str(error), "exit_code": error.exit_code}}
+        )
+    return error.exit_code
 
 
 def _fail(out: Output, message: str, code: int) -> int:

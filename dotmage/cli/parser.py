@@ -7,8 +7,79 @@ may import bottle, peewee, argon2 or keyring.
 import argparse
 
 from dotmage.cli.cmd_meta import VersionAction
+from dotmage.durations import format_duration, parse_duration
+from dotmage.errors import DmageError
+from dotmage.names import app_name_problem, env_name_problem
 
 PROG = "dmage"
+MAX_TTL = 366 * 86400  # tokens and the key cache: a year and a day at most
+MAX_DEVICE_NAME = 64
+
+
+class UsageError(DmageError):
+    """A command line argparse refused; main() reports it once (also as a
+    JSON document under --json) and exits 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, usage: str):
+        super().__init__(message)
+        self.usage = usage
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised for main() instead of exiting."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message}", self.format_usage())
+
+
+# -- argument types: a bad value is a usage error (exit 2) with argparse's text --
+
+
+def app_name(text: str) -> str:
+    problem = app_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def env_name(text: str) -> str:
+    problem = env_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return number
+
+
+def duration(text: str) -> int:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds > MAX_TTL:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is longer than the most allowed, {format_duration(MAX_TTL)}"
+        )
+    return seconds
+
+
+def device_name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > MAX_DEVICE_NAME or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"a device name is 1 to {MAX_DEVICE_NAME} printable characters"
+        )
+    return name
 
 
 def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -17,7 +88,11 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     flag_default = argparse.SUPPRESS if suppress else False
     parser.add_argument(
-        "--env", default=default, metavar="ENV", help="environment to use"
+        "--env",
+        type=env_name,
+        default=default,
+        metavar="ENV",
+        help="environment to use",
     )
     parser.add_argument(
         "-q",
@@ -35,7 +110,7 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="dotMage: end-to-end-encrypted .env files.",
         epilog="Exit codes: 0 ok, 1 error or not found, 2 usage, "
@@ -65,7 +140,15 @@ def _account(commands) -> None:
     auth = _command(commands, "auth", "sign this device in (first one: create)")
     auth.add_argument("--server", metavar="URL", help="server URL (first time)")
     auth.add_argument("--enroll", metavar="TOKEN", help="enrollment token")
-    auth.add_argument("--ttl", default="7d", help="key cache lifetime (7d)")
+    auth.add_argument(
+        "--ttl", type=duration, default="7d", help="key cache lifetime (7d)"
+    )
+    auth.add_argument(
+        "--name",
+        type=device_name,
+        help="this device's name (DOTMAGE_DEVICE_NAME, else the host name; "
+        "with --enroll, the token's name)",
+    )
 
     _command(commands, "lock", "forget the cached key; keep the device token")
     _command(commands, "logout", "revoke this device and remove its local data")
@@ -87,12 +170,18 @@ def _secrets(commands) -> None:
     push = _command(commands, "push", "push a .env file as a new revision")
     _name(push)
     push.add_argument("--file", default=".env", help="the .env file (.env)")
+    push.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the latest revision even if this file is not based on it",
+    )
 
     pull = _command(commands, "pull", "decrypt a revision into a .env file")
     _name(pull)
-    pull.add_argument("--rev", type=int, metavar="N", help="revision (latest)")
-    pull.add_argument("--output", metavar="PATH", help="file to write (.env)")
-    pull.add_argument("--stdout", action="store_true", help="print, write no file")
+    pull.add_argument("--rev", type=positive, metavar="N", help="revision (latest)")
+    where = pull.add_mutually_exclusive_group()
+    where.add_argument("--output", metavar="PATH", help="file to write (.env)")
+    where.add_argument("--stdout", action="store_true", help="print, write no file")
     pull.add_argument("--force", action="store_true", help="overwrite a changed file")
     pull.add_argument(
         "--format",
@@ -133,17 +222,18 @@ def _secrets(commands) -> None:
 
     history = _command(commands, "history", "list an env's revisions")
     _name(history)
-    history.add_argument("--limit", type=int, default=20, help="how many (20)")
-    history.add_argument("--before", type=int, metavar="N", help="older than N")
+    history.add_argument("--limit", type=positive, default=20, help="how many (20)")
+    history.add_argument("--before", type=positive, metavar="N", help="older than N")
 
     rollback = _command(commands, "rollback", "make an old revision the latest")
     _name(rollback)
-    rollback.add_argument("--rev", type=int, required=True, metavar="N")
+    rollback.add_argument("--rev", type=positive, required=True, metavar="N")
 
     _command(commands, "apps", "list apps, grouped by folder")
     status = _command(commands, "status", "what this device has, against the server")
     status.add_argument(
         "--forget",
+        type=app_name,
         metavar="APP",
         help="forget what this device saw of APP (after a server restore)",
     )
@@ -153,16 +243,18 @@ def _envs(commands) -> None:
     env = _command(commands, "env", "show the active env, or manage envs")
     actions = env.add_subparsers(dest="action", metavar="ACTION")
     use = actions.add_parser("use", help="set the active env")
-    use.add_argument("name", metavar="ENV")
+    use.add_argument("name", type=env_name, metavar="ENV")
     listing = actions.add_parser("list", help="list an app's envs")
-    listing.add_argument("app", metavar="APP")
+    listing.add_argument("app", type=app_name, metavar="APP")
     new = actions.add_parser("new", help="create an env")
-    new.add_argument("app", metavar="APP")
-    new.add_argument("name", metavar="NAME")
-    new.add_argument("--copy-from", metavar="ENV", help="copy its latest secrets")
+    new.add_argument("app", type=app_name, metavar="APP")
+    new.add_argument("name", type=env_name, metavar="NAME")
+    new.add_argument(
+        "--copy-from", type=env_name, metavar="ENV", help="copy its latest secrets"
+    )
     remove = actions.add_parser("rm", help="delete an env and its history")
-    remove.add_argument("app", metavar="APP")
-    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("app", type=app_name, metavar="APP")
+    remove.add_argument("name", type=env_name, metavar="NAME")
     remove.add_argument("--yes", action="store_true", help="do not ask")
     for sub in (use, listing, new, remove):
         _global_flags(sub, suppress=True)
@@ -171,13 +263,13 @@ def _envs(commands) -> None:
 def _tokens(commands) -> None:
     gen = _command(commands, "gen-token", "make an enrollment token for a device")
     gen.add_argument("--name", help="token label")
-    gen.add_argument("--ttl", default="24h", help="lifetime (24h)")
+    gen.add_argument("--ttl", type=duration, default="24h", help="lifetime (24h)")
 
     _command(commands, "token", "make a 5-minute web admin login code")
 
     ci = _command(commands, "gen-ci-token", "make a CI token for one app and env")
-    ci.add_argument("--app", required=True, metavar="NAME")
-    ci.add_argument("--ttl", default="30d", help="lifetime (30d)")
+    ci.add_argument("--app", type=app_name, required=True, metavar="NAME")
+    ci.add_argument("--ttl", type=duration, default="30d", help="lifetime (30d)")
     ci.add_argument("--name", help="token label")
 
     tokens = _command(commands, "tokens", "list tokens, or revoke one")
@@ -187,8 +279,8 @@ def _tokens(commands) -> None:
     revoke.add_argument("token_id", metavar="ID")
 
     audit = _command(commands, "audit", "show the server's audit log")
-    audit.add_argument("--app", metavar="NAME")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--app", type=app_name, metavar="NAME")
+    audit.add_argument("--limit", type=positive, default=50)
 
 
 def _meta(commands) -> None:
@@ -201,4 +293,6 @@ def _meta(commands) -> None:
 
 
 def _name(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("name", metavar="NAME", help="app name (folders with /)")
+    sub.add_argument(
+        "name", type=app_name, metavar="NAME", help="app name (folders with /)"
+    )

@@ -1,6 +1,7 @@
 """Signing a device in and out: account creation, registration, enrollment."""
 
 import contextlib
+import os
 import secrets
 
 from dotmage import crypto, errors
@@ -11,7 +12,7 @@ from dotmage.client.session import Session
 ENROLL_PREFIX = "dmage_etok_"
 
 
-def sign_in(server: str, prompter, ttl: int) -> dict:
+def sign_in(server: str, prompter, ttl: int, name: str | None = None) -> dict:
     """First device creates the account; later ones register with the password."""
     server = session.check_server(server)
     http = Http(server)
@@ -23,11 +24,11 @@ def sign_in(server: str, prompter, ttl: int) -> dict:
     try:
         kdf = _unauthenticated(http.post, "/auth/prelogin", bootstrap_secret=bootstrap)
     except errors.NotFound:
-        return _create_account(http, bootstrap, prompter, ttl)
-    return _register(http, bootstrap, kdf["kdf"], prompter, ttl)
+        return _create_account(http, bootstrap, prompter, ttl, name)
+    return _register(http, bootstrap, kdf["kdf"], prompter, ttl, name)
 
 
-def _create_account(http: Http, bootstrap: str, prompter, ttl: int) -> dict:
+def _create_account(http: Http, bootstrap: str, prompter, ttl: int, name) -> dict:
     password = prompter.new_secret("New master password", "DOTMAGE_MASTER_PASSWORD")
     kdf = session.new_kdf()
     kek, auth_key = prompter.wait("Deriving keys", session.derive, password, kdf)
@@ -39,12 +40,12 @@ def _create_account(http: Http, bootstrap: str, prompter, ttl: int) -> dict:
         kdf=kdf,
         auth_key=crypto.b64encode(auth_key),
         sealed_account_key=crypto.seal(kek, account_key, crypto.aad_account_key()),
-        device_name=session.device_name(),
+        device_name=session.device_name(name),
     )
     return _finish(http.server, issued, account_key, ttl, created=True)
 
 
-def _register(http: Http, bootstrap: str, kdf: dict, prompter, ttl: int) -> dict:
+def _register(http: Http, bootstrap: str, kdf: dict, prompter, ttl: int, name):
     session.kdf_params(kdf)  # refuse a downgraded KDF before typing a password
     password = prompter.secret("Master password", "DOTMAGE_MASTER_PASSWORD")
     kek, auth_key = prompter.wait("Deriving keys", session.derive, password, kdf)
@@ -53,7 +54,7 @@ def _register(http: Http, bootstrap: str, kdf: dict, prompter, ttl: int) -> dict
         "/devices",
         bootstrap_secret=bootstrap,
         auth_key=crypto.b64encode(auth_key),
-        device_name=session.device_name(),
+        device_name=session.device_name(name),
     )
     try:
         account_key = crypto.unseal(
@@ -66,19 +67,24 @@ def _register(http: Http, bootstrap: str, kdf: dict, prompter, ttl: int) -> dict
     return _finish(http.server, issued, account_key, ttl, created=False)
 
 
-def enroll(server: str, token: str, ttl: int) -> dict:
-    """Join with an enrollment token from `dmage gen-token`: no password."""
+def enroll(server: str, token: str, ttl: int, name: str | None = None) -> dict:
+    """Join with an enrollment token from `dmage gen-token`: no password.
+
+    Unnamed (no --name, no DOTMAGE_DEVICE_NAME), the device takes the
+    token's name, which says what it was made for (gen-token --name).
+    """
     server = session.check_server(server)
     token_id, secret = parse_enrollment_token(token)
     unseal_key, proof = crypto.enrollment_keys(secret)
+    named = name or os.environ.get("DOTMAGE_DEVICE_NAME")
     issued = _unauthenticated(
         Http(server).post,
         "/auth/enroll",
         token_id=token_id,
         proof=crypto.b64encode(proof),
-        device_name=session.device_name(),
         # A web login code pasted here is refused without being spent.
         kind="enroll",
+        **({"device_name": named} if named else {}),
     )
     if "device_id" not in issued:
         raise errors.DmageError("that is a web admin login code, not a device token")

@@ -36,6 +36,17 @@ def timeout_seconds() -> float:
         return DEFAULT_TIMEOUT
 
 
+class Answer(dict):
+    """A JSON object from the server: a field it lacks is one clear error
+    wherever the client reads it, not a KeyError."""
+
+    def __missing__(self, key):
+        raise errors.ServerError(
+            f"the server's answer lacks '{key}': is it a dotMage server of a "
+            "matching version?"
+        )
+
+
 class Http:
     """Requests to one server; `bearer` is sent when given."""
 
@@ -133,7 +144,7 @@ class Http:
 
     def _decode(self, status, headers, raw: bytes) -> dict:
         try:
-            document = json.loads(raw)
+            document = json.loads(raw, object_hook=Answer)
         except (ValueError, UnicodeDecodeError):
             document = None
         if not isinstance(document, dict):

@@ -128,7 +128,9 @@ def _read(store: str | None, entry: str) -> str | None:
             return _keychain("get_password", SERVICE, entry)
         except KeychainFailed:
             return None
+    # A damaged cache file (not UTF-8, not JSON) is a cache miss, like an
+    # expired one: the password unlocks the key again and replaces the file.
     try:
         return (state.home() / state.KEY_FILE).read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, ValueError):
         return None

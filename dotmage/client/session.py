@@ -27,15 +27,38 @@ def kdf_for_new_account() -> crypto.KdfParams:
     return crypto.KDF_INSECURE if insecure_kdf() else crypto.KDF_FLOOR
 
 
-def device_name() -> str:
-    return os.environ.get("DOTMAGE_DEVICE_NAME") or socket.gethostname() or "device"
+# The types of the fields dmage writes, checked on every read: a hand-edited
+# file gets a one-line message naming it, not a Python error.
+CONFIG_FIELDS = {
+    "server": str,
+    "device_id": str,
+    "active_env": str,
+    "key_store": str,
+    "key_ttl": int,
+}
+CREDENTIAL_FIELDS = {
+    "device_id": str,
+    "access_token": str,
+    "refresh_token": str,
+    "access_expires_at": float,
+}
+
+
+def device_name(name: str | None = None) -> str:
+    """--name, else DOTMAGE_DEVICE_NAME, else this machine's host name."""
+    return (
+        name
+        or os.environ.get("DOTMAGE_DEVICE_NAME")
+        or socket.gethostname()
+        or "device"
+    )
 
 
 class Session:
     """State of this device, loaded lazily from DOTMAGE_HOME."""
 
     def __init__(self):
-        self.config = state.read_json(state.CONFIG)
+        self.config = state.read_json(state.CONFIG, CONFIG_FIELDS)
         self._credentials = None
 
     # -- configuration ---------------------------------------------------------
@@ -50,12 +73,18 @@ class Session:
         return server
 
     def active_env(self, override: str | None = None) -> str:
-        return (
-            override
-            or os.environ.get("DOTMAGE_ENV")
-            or self.config.get("active_env")
-            or DEFAULT_ENV
-        )
+        return self.active_env_source(override)[0]
+
+    def active_env_source(self, override: str | None = None) -> tuple[str, str]:
+        """The active env and what chose it, strongest first."""
+        for name, source in (
+            (override, "--env"),
+            (os.environ.get("DOTMAGE_ENV"), "DOTMAGE_ENV"),
+            (self.config.get("active_env"), "dmage env use"),
+        ):
+            if name:
+                return name, source
+        return DEFAULT_ENV, "default"
 
     def save_config(self, **changes) -> None:
         self.config.update(changes)
@@ -69,7 +98,7 @@ class Session:
 
     def credentials(self) -> dict:
         if self._credentials is None:
-            self._credentials = state.read_json(state.CREDENTIALS)
+            self._credentials = state.read_json(state.CREDENTIALS, CREDENTIAL_FIELDS)
         if not self._credentials.get("refresh_token"):
             raise errors.NotAuthenticated(
                 "this device is not signed in: run dmage auth"
@@ -101,7 +130,7 @@ class Session:
         """
         spent = self.credentials()["refresh_token"]
         with state.locked():
-            stored = state.read_json(state.CREDENTIALS)
+            stored = state.read_json(state.CREDENTIALS, CREDENTIAL_FIELDS)
             if stored.get("refresh_token") not in (None, spent):
                 self._credentials = stored
                 return
@@ -155,7 +184,7 @@ def kdf_params(kdf: dict) -> tuple[crypto.KdfParams, bytes]:
             int(kdf["time_cost"]), int(kdf["memory_kib"]), int(kdf["parallelism"])
         )
         salt = crypto.b64decode(kdf["salt"])
-    except (KeyError, TypeError, ValueError):
+    except (errors.ServerError, KeyError, TypeError, ValueError):
         raise errors.TamperedData("the server sent unusable KDF parameters") from None
     floor = kdf_floor()
     if not params.at_least(floor) or len(salt) < crypto.SALT_SIZE:

@@ -4,6 +4,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from dotmage import crypto, errors
 from dotmage.client import state
@@ -13,6 +14,7 @@ from dotmage.client.session import Session
 CI_PREFIX = "dmage_ci_"
 CI_VARIABLE = "DOTMAGE_CI_TOKEN"
 REVISION_FORMAT = "dotenv"
+DEFAULT_MAX_BODY = 1048576  # the server's default, for one that does not say
 
 
 @dataclass
@@ -83,43 +85,80 @@ def open_env_key(account_key: bytes, app: str, env: str, sealed: str) -> bytes:
 # -- a signed-in device ---------------------------------------------------------
 
 
+@dataclass
+class LocalFile:
+    """A .env file as read for a push: its bytes on disk (hashed into the sync
+    state) and the UTF-8 bytes that are stored."""
+
+    name: str
+    path: Path
+    raw: bytes
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        return state.digest(self.raw)
+
+
 class Vault:
     """The operations of a signed-in device on one server."""
 
     def __init__(self, current: Session, ask_password):
         self.session = current
         self.ask_password = ask_password
+        self._max_body = None
 
     def account_key(self) -> bytes:
         return self.session.account_key(self.ask_password)
 
+    def call(self, method: str, path: str, body=None, **query) -> dict:
+        try:
+            return self.session.call(method, path, body, **query)
+        except errors.NotFound as error:
+            app = path.split("/-/")[0].removeprefix("/apps/")
+            if "has no env" not in str(error):
+                raise
+            raise errors.NotFound(f"{error} (dmage env list {app})") from None
+
     def env_key(self, app: str, env: str) -> tuple[bytes, dict]:
-        info = self.session.call("GET", env_path(app, env))
+        info = self.call("GET", env_path(app, env))
         return open_env_key(self.account_key(), app, env, info["sealed_key"]), info
 
     def apps(self) -> list[dict]:
-        return self.session.call("GET", "/apps")["apps"]
+        return self.call("GET", "/apps")["apps"]
 
     def envs(self, app: str) -> list[dict]:
-        return self.session.call("GET", f"{app_path(app)}/envs")["envs"]
+        return self.call("GET", f"{app_path(app)}/envs")["envs"]
 
-    def create_app(self, app: str, env: str, data: bytes) -> int:
+    # -- revisions in --------------------------------------------------------------
+
+    def create_app(self, app: str, env: str, local: LocalFile) -> int:
+        """A new app and env holding the file as revision 1.
+
+        Everything that can fail here fails before the server has anything,
+        so a refused init can simply be run again.
+        """
+        state.check_writable()
         account_key = self.account_key()
+        env_key = crypto.new_key()
+        body = self.revision_body(app, env, env_key, 0, local.data, local.name)
         try:
-            self.session.call("POST", "/apps", {"name": app})
+            self.call("POST", "/apps", {"name": app})
         except errors.Conflict:
             raise errors.Conflict(
                 f"app '{app}' already exists: use dmage push {app}"
             ) from None
-        env_key = self.create_env(app, env, account_key)
-        return self._push(app, env, env_key, 0, data)
+        self.create_env(app, env, account_key, env_key)
+        number = self._send(app, env, body)
+        self._remember(app, env, local, number)
+        return number
 
-    def create_env(self, app: str, env: str, account_key=None) -> bytes:
+    def create_env(self, app: str, env: str, account_key=None, env_key=None) -> bytes:
         account_key = account_key or self.account_key()
-        env_key = crypto.new_key()
+        env_key = env_key or crypto.new_key()
         sealed = crypto.seal(account_key, env_key, crypto.aad_env_key(app, env))
         try:
-            self.session.call(
+            self.call(
                 "POST", f"{app_path(app)}/envs", {"name": env, "sealed_key": sealed}
             )
         except errors.Conflict:
@@ -128,72 +167,162 @@ class Vault:
 
     def copy_env(self, app: str, source: str, target: str) -> int:
         """A new env with the source's latest text, under the new env's own key."""
-        revision = self.pull(app, source, keep_local=True)
-        env_key = self.create_env(app, target)
-        return self._push(
-            app, target, env_key, 0, revision.data, record=False, copy_of=revision
+        state.check_writable()
+        revision = self.pull(app, source)
+        env_key = crypto.new_key()
+        body = self.revision_body(
+            app, target, env_key, 0, revision.data, f"{app} ({source})"
         )
+        # History shows it as a copy of that revision.
+        body.update(kind="copy", source_revision=revision.number)
+        self.create_env(app, target, env_key=env_key)
+        return self._send(app, target, body)
 
     def delete_env(self, app: str, env: str) -> None:
-        self.session.call("DELETE", env_path(app, env))
+        state.check_writable()
+        self.call("DELETE", env_path(app, env))
         state.forget_sync(self.session.server, app, env)
 
-    def push(self, app, env, data: bytes, base=None, keep_local=False) -> int:
-        """keep_local: an edit made without the local file (set, unset)."""
-        env_key, info = self.env_key(app, env)
-        if base is None:
-            entry = state.sync_entry(self.session.server, app, env)
-            base = entry.get("local", info["latest_revision"])
-        return self._push(app, env, env_key, base, data, keep_local=keep_local)
+    def push_file(self, app: str, env: str, local: LocalFile, force=False) -> tuple:
+        """(revision, pushed): the file as a new revision, based on the revision
+        this file was pulled from or pushed as; (latest, False) when the file
+        already is the latest revision.
 
-    def _push(
-        self, app, env, env_key, base, data, record=True, keep_local=False, copy_of=None
-    ):
-        body = {"base_revision": base, "blob": seal_revision(env_key, app, env, data)}
-        if copy_of is not None:  # history shows it as a copy of that revision
-            body.update(kind="copy", source_revision=copy_of.number)
-        try:
-            pushed = self.session.call("POST", f"{env_path(app, env)}/revisions", body)
-        except errors.Conflict as error:
+        A file with no such record may only start an env's history, or
+        replace it with --force: pushing it blindly could undo revisions it
+        never saw.
+        """
+        state.check_writable()
+        env_key, info = self.env_key(app, env)
+        latest = info["latest_revision"]
+        record = state.file_record(self.session.server, app, env, local.path)
+        known = record["revision"] if record else None
+        if known == latest and record["sha256"] == local.digest:
+            return latest, False
+        if latest and known != latest and self._latest_equals(app, env, local):
+            self._remember(app, env, local, latest)
+            return latest, False
+
+        base = latest if force or latest == 0 else known
+        if base is None:
             raise errors.Conflict(
-                f"{error}: pull first (dmage pull {app} --env {env}), merge your "
-                "change, and push again"
-            ) from None
-        number = pushed["number"]
-        if record:
-            local = self._local(app, env) if keep_local else number
-            state.record_sync(self.session.server, app, env, local, number)
+                f"{local.name} was never pulled from or pushed to {app} ({env}), "
+                f"which is at revision {latest}: pull it first (dmage pull {app} "
+                f"--env {env} --output {local.name}), or push with --force to "
+                f"replace revision {latest}"
+            )
+        if base < latest:
+            raise self._stale(app, env, local, base, latest)
+        body = self.revision_body(app, env, env_key, base, local.data, local.name)
+        number = self._send(app, env, body, local)
+        self._remember(app, env, local, number)
+        return number, True
+
+    def push_edit(self, app: str, env: str, data: bytes, base: int) -> int:
+        """An edit made without a local file (set, unset): no file's record
+        moves, so a file that lacks this edit is refused as stale later."""
+        state.check_writable()
+        env_key, _ = self.env_key(app, env)
+        body = self.revision_body(app, env, env_key, base, data, f"{app} ({env})")
+        number = self._send(app, env, body)
+        state.best_effort(state.record_seen, self.session.server, app, env, number)
         return number
 
-    def pull(self, app, env, number=None, keep_local=False) -> Revision:
-        """keep_local: the caller writes no local file (get, diff, exec)."""
-        env_key, info = self.env_key(app, env)
-        revision = fetch_revision(self.session.call, app, env, env_key, number)
+    def revision_body(self, app, env, env_key, base, data, source: str) -> dict:
+        """The push request, refused here when the server would refuse its
+        size (413) anyway."""
+        body = {"base_revision": base, "blob": seal_revision(env_key, app, env, data)}
+        size, limit = len(json.dumps(body).encode()), self.max_body()
+        if size > limit:
+            raise errors.DmageError(
+                f"{source} is too large: {size} bytes sealed, this server takes at "
+                f"most {limit} (DOTMAGE_MAX_BODY)"
+            )
+        return body
+
+    def max_body(self) -> int:
+        if self._max_body is None:
+            health = Http(self.session.server).get("/health")
+            limit = health.get("max_body")
+            valid = isinstance(limit, int) and not isinstance(limit, bool)
+            self._max_body = limit if valid and limit > 0 else DEFAULT_MAX_BODY
+        return self._max_body
+
+    def _send(self, app, env, body, local=None) -> int:
+        try:
+            pushed = self.call("POST", f"{env_path(app, env)}/revisions", body)
+        except errors.Conflict as error:
+            what = local.name if local else "your change"
+            raise errors.Conflict(
+                f"{error}: pull first (dmage pull {app} --env {env}), merge "
+                f"{what}, and push again"
+            ) from None
+        return pushed["number"]
+
+    def _latest_equals(self, app: str, env: str, local: LocalFile) -> bool:
+        return self.pull(app, env).data == local.data
+
+    def _stale(self, app, env, local, base, latest) -> errors.Conflict:
+        return errors.Conflict(
+            f"{app} ({env}) has moved on to revision {latest}; {local.name} holds "
+            f"revision {base}: pull first (dmage pull {app} --env {env} --output "
+            f"{local.name}, --force once your change is saved elsewhere), merge "
+            f"your change, and push again; or push with --force to replace "
+            f"revision {latest}"
+        )
+
+    def _remember(self, app: str, env: str, local: LocalFile, number: int) -> None:
+        # The revision is on the server already: failing to record it must
+        # not make it look as if the push failed.
+        state.best_effort(
+            state.record_file,
+            self.session.server,
+            app,
+            env,
+            local.path,
+            number,
+            local.digest,
+        )
+
+    # -- revisions out -------------------------------------------------------------
+
+    def pull(self, app, env, number=None) -> Revision:
+        """A revision, opened; no local file's record moves (see remember_pull)."""
+        env_key, _ = self.env_key(app, env)
+        revision = fetch_revision(self.call, app, env, env_key, number)
         check_not_rolled_back(self.session.server, revision)
-        if number is None:
-            local = self._local(app, env) if keep_local else revision.number
-            state.record_sync(self.session.server, app, env, local, revision.latest)
+        state.best_effort(
+            state.record_seen, self.session.server, app, env, revision.latest
+        )
         return revision
 
-    def _local(self, app: str, env: str) -> int:
-        # The revision the local file is based on stays the base of the next
-        # push, so a file that lacks a later set or unset is refused as stale
-        # instead of silently undoing it.
-        return state.sync_entry(self.session.server, app, env).get("local", 0)
+    def remember_pull(self, revision: Revision, path: Path, written: bytes) -> None:
+        """The file at path now holds this revision, as these bytes."""
+        state.best_effort(
+            state.record_file,
+            self.session.server,
+            revision.app,
+            revision.env,
+            path,
+            revision.number,
+            state.digest(written),
+        )
 
     def history(self, app: str, env: str, limit: int, before=None) -> dict:
-        return self.session.call(
+        return self.call(
             "GET", f"{env_path(app, env)}/revisions", limit=limit, before=before
         )
 
     def rollback(self, app: str, env: str, number: int) -> dict:
-        result = self.session.call(
+        """A new revision copying an old one. Local files keep their records,
+        so pushing one from before the rollback is refused, not an undo."""
+        state.check_writable()
+        result = self.call(
             "POST", f"{env_path(app, env)}/rollback", {"revision": number}
         )
-        # The local file is still the pre-rollback one: a push of it must be
-        # refused as stale, not silently undo the rollback.
-        local = self._local(app, env)
-        state.record_sync(self.session.server, app, env, local, result["number"])
+        state.best_effort(
+            state.record_seen, self.session.server, app, env, result["number"]
+        )
         return result
 
 
@@ -212,7 +341,7 @@ def fetch_revision(call, app: str, env: str, env_key: bytes, number) -> Revision
 
 def check_not_rolled_back(server: str, revision: Revision) -> None:
     """A server that forgets revisions this device saw is refused."""
-    seen = state.sync_entry(server, revision.app, revision.env).get("seen", 0)
+    seen = state.sync_entry(server, revision.app, revision.env)["seen"]
     if revision.latest < seen:
         raise errors.TamperedData(
             f"the server says {revision.app} env {revision.env} is at revision "
