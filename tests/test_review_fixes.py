@@ -240,6 +240,7 @@ def frozen(folder):
 def test_an_unwritable_state_folder_stops_a_push_before_it_lands(world):
     laptop, app = with_app(world, "frozen")
     laptop.write(".env", SAMPLE + "NEW=1\n")
+    laptop.run("lock", check=0)  # the password unlocks it, nothing caches it
     with frozen(laptop.home):
         refused = laptop.run("push", app, check=1)
         assert error_lines(refused) == [error_lines(refused)[0]]
@@ -254,6 +255,7 @@ def test_an_unwritable_state_folder_stops_a_push_before_it_lands(world):
         world.device("frozen-other").run("set", app, "OTHER=1", check=0)
         got = laptop.run("get", app, "API_KEY", check=0)
         assert got.stdout == "k-123\n" and "sync state not recorded" in got.stderr
+        assert "the account key is not cached" in got.stderr
         pulled = laptop.run("pull", app, "--stdout", check=0)
         assert pulled.stdout == SAMPLE + "OTHER=1\n"
         laptop.run("pull", app, "--output", "copy.env", check=0)

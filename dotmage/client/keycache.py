@@ -88,7 +88,11 @@ def save(account_key: bytes, ttl: int, entry: str) -> str:
         except KeychainFailed:
             store = FILE
     if store == FILE:
-        state.write_private(state.home() / state.KEY_FILE, record.encode())
+        path = state.home() / state.KEY_FILE
+        try:
+            state.write_private(path, record.encode())
+        except OSError as error:
+            raise state.unwritable(path.parent, error) from None
     return store
 
 

@@ -165,7 +165,10 @@ class Session:
         self.credentials()
         account = self.call("GET", "/account")
         key = open_account_key(account, ask_password("Master password"))
-        self.cache_key(key, self.config.get("key_ttl", DEFAULT_KEY_TTL))
+        try:
+            self.cache_key(key, self.config.get("key_ttl", DEFAULT_KEY_TTL))
+        except errors.DmageError as error:  # a read-only state folder
+            state.notify(f"the account key is not cached: {error}")
         return key
 
     def cache_key(self, key: bytes, ttl: int) -> str:
