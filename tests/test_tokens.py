@@ -214,6 +214,18 @@ def test_a_login_code_pasted_into_auth_enroll_is_refused_and_not_spent(world, la
     assert status == 201
 
 
+def test_a_device_token_pasted_into_the_web_login_is_refused_and_not_spent(
+    world, laptop
+):
+    token = made(laptop, "gen-token", "--name", "spare")["token"]
+
+    status, _, reply, _ = redeem(world.server, token, kind="login")
+
+    assert status == 400
+    assert "device enrollment token" in reply["error"]["message"]
+    enroll(world, "spare", token, check=0)
+
+
 def test_web_login_returns_the_sealed_account_key_and_a_strict_cookie(world, laptop):
     code = made(laptop, "token")["token"]
     assert code.startswith("dmage_etok_")

@@ -15,7 +15,12 @@ let accountKey = null;
 export async function login(code) {
   const { tokenId, secret } = seal.parseLoginCode(code);
   const { sealKey, proof } = await seal.loginKeys(secret);
-  const reply = await api("POST", "/auth/enroll", { token_id: tokenId, proof });
+  // kind "login": a device enrollment token pasted here is refused unspent.
+  const reply = await api("POST", "/auth/enroll", {
+    token_id: tokenId,
+    proof,
+    kind: "login",
+  });
   if (!seal.hasWebCrypto()) return;
 
   const sealingKey = await seal.importKey(sealKey);
