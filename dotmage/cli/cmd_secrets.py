@@ -277,13 +277,19 @@ def run_command(argv: list, environment: dict) -> int:
 
 
 def _run_windows(argv: list, environment: dict) -> int:
+    import shutil
     import signal
     import subprocess
 
+    # CreateProcess finds only .exe files on PATH; `npm` is npm.cmd, so the
+    # command is looked up with PATHEXT first, as a shell would.
+    found = shutil.which(argv[0], path=environment.get("PATH"))
+    if found is None:
+        raise FileNotFoundError(argv[0])
     # Ctrl+C reaches every process on the console: the child gets its own,
     # and dmage waits for it instead of dying first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return subprocess.call(argv, env=environment)
+    return subprocess.call([found, *argv[1:]], env=environment)
 
 
 HANDLERS = {
