@@ -198,9 +198,21 @@ def test_another_envs_key_is_refused(victim, honest):
     def swap(reply, fetch):
         return {**reply, "sealed_key": fetch(PROD)["sealed_key"]}
 
-    honest.tamper = when("GET", DEV, swap)
+    # A pull takes the env key from the revision's answer.
+    honest.tamper = when("GET", DEV + "/revisions/latest", swap)
 
     assert_refused(pull_stdout(victim), "env key", "fails authentication")
+
+
+def test_another_envs_key_is_refused_when_pushing(victim, honest):
+    def swap(reply, fetch):
+        return {**reply, "sealed_key": fetch(PROD)["sealed_key"]}
+
+    # A push seals under the env key from the env's own answer.
+    honest.tamper = when("GET", DEV, swap)
+
+    result = victim.run("set", "myapp", "NEW=1")
+    assert_refused(result, "env key", "fails authentication")
 
 
 def test_a_flipped_ciphertext_byte_is_refused(victim, honest):

@@ -288,13 +288,22 @@ class Vault:
 
     def pull(self, app, env, number=None) -> Revision:
         """A revision, opened; no local file's record moves (see remember_pull)."""
-        env_key, _ = self.env_key(app, env)
-        revision = fetch_revision(self.call, app, env, env_key, number)
+        revision = fetch_revision(self.call, app, env, self._key_for(app, env), number)
         check_not_rolled_back(self.session.server, revision)
         state.best_effort(
             state.record_seen, self.session.server, app, env, revision.latest
         )
         return revision
+
+    def _key_for(self, app: str, env: str):
+        """How to find the env key for a pulled revision's answer."""
+
+        def env_key(reply: dict) -> bytes:
+            if "sealed_key" not in reply:  # a server from before it sent one
+                return self.env_key(app, env)[0]
+            return open_env_key(self.account_key(), app, env, reply["sealed_key"])
+
+        return env_key
 
     def remember_pull(self, revision: Revision, path: Path, written: bytes) -> None:
         """The file at path now holds this revision, as these bytes."""
@@ -326,7 +335,8 @@ class Vault:
         return result
 
 
-def fetch_revision(call, app: str, env: str, env_key: bytes, number) -> Revision:
+def fetch_revision(call, app: str, env: str, env_key, number) -> Revision:
+    """One revision, opened; env_key is the key, or a function of the answer."""
     which = "latest" if number is None else str(number)
     reply = call("GET", f"{env_path(app, env)}/revisions/{which}")
     wanted = reply.get("latest_revision") if number is None else number
@@ -335,6 +345,8 @@ def fetch_revision(call, app: str, env: str, env_key: bytes, number) -> Revision
             f"asked for revision {which} of {app} env {env} ({wanted}), the server "
             f"sent {reply.get('number')}: refusing it"
         )
+    if callable(env_key):
+        env_key = env_key(reply)
     data = open_revision(env_key, app, env, reply["blob"])
     return Revision(app, env, reply["number"], reply["latest_revision"], data)
 

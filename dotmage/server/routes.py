@@ -837,13 +837,18 @@ def _revision(row: Env, number: int) -> Revision:
 def _pull(call, row: Env, number: int) -> dict:
     revision = _revision(row, number)
     audit.record(call, "pull", app=row.app.name, env=row.name)
-    return {
+    pulled = {
         **_revision_view(revision),
         "app": row.app.name,
         "env": row.name,
         "latest_revision": row.latest_revision,
         "blob": revision.blob,
     }
+    # The env's sealed key rides along, so that pull and exec need one round
+    # trip. A CI token carries its env key already and gets no more than that.
+    if call.principal.kind != "ci":
+        pulled["sealed_key"] = row.sealed_key
+    return pulled
 
 
 def _revision_view(revision: Revision) -> dict:
