@@ -374,6 +374,19 @@ def test_the_pair_a_retry_replaced_is_theft_when_presented_later(world):
     assert api_status(world, retried["access_token"]) == 401
 
 
+def test_a_spent_refresh_token_is_retried_once_and_then_is_theft(world):
+    lobby = world.device("lobby")
+    spent = credentials(lobby)["refresh_token"]
+    replies = [
+        world.server.request("POST", "/api/v1/auth/refresh", {"refresh_token": spent})
+        for _ in range(3)
+    ]
+
+    assert [status for status, _, _ in replies] == [200, 200, 401]
+    assert "reused" in replies[2][2]["error"]["message"]
+    assert api_status(world, replies[1][2]["access_token"]) == 401
+
+
 def api_status(world, bearer: str, path="/api/v1/apps") -> int:
     headers = {"Authorization": f"Bearer {bearer}"}
     return world.server.request("GET", path, headers=headers)[0]

@@ -101,6 +101,15 @@ def claim_retry(spent: Token) -> bool:
     """
     if spent.used_at is None or now() - spent.used_at > REFRESH_RETRY_GRACE:
         return False
+    # Once only: the retry stamps last_used_at, so replaying the spent token
+    # again (each retry buys a fresh unused pair) is theft, not a lost answer.
+    first_retry = (
+        Token.update(last_used_at=now())
+        .where((Token.id == spent.id) & Token.last_used_at.is_null())
+        .execute()
+    )
+    if not first_retry:
+        return False
     unused_children = (
         Token.update(used_at=now())
         .where(
