@@ -448,3 +448,26 @@ def test_an_unknown_env_says_how_to_list_the_envs(world):
     laptop, app = with_app(world, "unknown-env")
     result = laptop.run("pull", app, "--env", "PROD", check=1)
     assert f"has no env 'PROD' (dmage env list {app})" in result.stderr
+
+
+def test_an_unwritable_state_folder_never_spends_the_refresh_token(world):
+    # Spending it and failing to save the new one would make the next
+    # refresh look like theft, and the server would revoke this device.
+    laptop, app = with_app(world, "frozen-refresh")
+    path = laptop.home / "credentials.json"
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "access_expires_at": 1.0}))
+
+    with frozen(laptop.home):
+        refused = laptop.run("get", app, "API_KEY", check=1)
+        assert "cannot be written" in refused.stderr
+
+    laptop.run("get", app, "API_KEY", check=0)
+    audit = laptop.run("audit", "--limit", "50", "--json", check=0).json()
+    actor = f"device:{stored['device_id']}"
+    mine = [
+        e
+        for e in audit["entries"]
+        if e["actor"] == actor and e["action"].startswith("auth.refresh")
+    ]
+    assert [e["action"] for e in mine] == ["auth.refresh"]

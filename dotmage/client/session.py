@@ -129,6 +129,9 @@ class Session:
         lock, then finds and uses the tokens the first one received.
         """
         spent = self.credentials()["refresh_token"]
+        # A refresh spends the old token: if the new one could not be saved,
+        # the next refresh would look like theft and revoke this device.
+        state.check_writable()
         with state.locked():
             stored = state.read_json(state.CREDENTIALS, CREDENTIAL_FIELDS)
             if stored.get("refresh_token") not in (None, spent):

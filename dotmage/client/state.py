@@ -110,7 +110,7 @@ def check_writable() -> None:
         fd, probe = tempfile.mkstemp(prefix=".probe.", dir=folder)
         os.close(fd)
         os.unlink(probe)
-        for name in (SYNC, LOCK_FILE):
+        for name in (SYNC, LOCK_FILE, CREDENTIALS):
             # An immutable file (chattr +i) cannot be replaced or locked.
             if (folder / name).exists() and not os.access(folder / name, os.W_OK):
                 raise PermissionError(1, "Operation not permitted")
