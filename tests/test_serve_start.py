@@ -6,7 +6,7 @@ import stat
 import subprocess
 import sys
 
-from tests.conftest import base_environment, start_server
+from tests.conftest import Device, base_environment, start_server
 
 
 def test_the_sqlite_files_are_private_to_the_server_user(tmp_path):
@@ -60,3 +60,20 @@ def test_deeply_nested_json_is_a_400_not_a_500(tmp_path):
     assert status == 400
     assert body["error"]["message"] == "the request body is nested too deeply"
     assert "Traceback" not in server.log()
+
+
+def test_debug_logging_never_writes_queries_or_their_parameters(tmp_path):
+    server = start_server(
+        tmp_path, f"sqlite:///{tmp_path / 'server.db'}", DOTMAGE_LOG_LEVEL="debug"
+    )
+    device = Device(tmp_path / "home", tmp_path / "work", server)
+    try:
+        device.auth()
+        device.write(".env", "API_KEY=debug-log-value\n")
+        device.run("init", "logged", check=0)
+    finally:
+        server.stop()
+    log = server.log()
+    assert "GET /api/v1/health" in log
+    for leak in ("INSERT INTO", "SELECT ", "secret_hash", "sealed_account_key"):
+        assert leak not in log, leak

@@ -142,6 +142,9 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("waitress").setLevel(logging.WARNING)
+    # Peewee logs every query with its parameters at DEBUG: ciphertext, the
+    # password verifier, token hashes. Never, whatever DOTMAGE_LOG_LEVEL says.
+    logging.getLogger("peewee").setLevel(logging.INFO)
 
 
 def _open_failure(error: Exception, url: str) -> str:
