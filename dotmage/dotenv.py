@@ -42,9 +42,26 @@ _COMMENT_AFTER_SPACE = re.compile(r"[ \t]#")
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 _QUOTE_NAMES = {"'": "single", '"': "double", "`": "backtick"}
 _QUOTED_RUN = {q: re.compile(f"[^{q}\\\\]*") for q in _QUOTE_NAMES}
-_DOUBLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
-_DOUBLE_SPECIAL = re.compile(r'[\\"\n\r$]')
-_DOUBLE_WRITTEN = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "$": "\\$"}
+# \` is read and written so that a file dotMage writes stays safe to source:
+# a shell runs a command in backticks even inside double quotes.
+_DOUBLE_ESCAPES = {
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    '"': '"',
+    "\\": "\\",
+    "$": "$",
+    "`": "`",
+}
+_DOUBLE_SPECIAL = re.compile(r'[\\"\n\r$`]')
+_DOUBLE_WRITTEN = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "$": "\\$",
+    "`": "\\`",
+}
 
 
 class DotenvError(ValueError):

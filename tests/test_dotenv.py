@@ -400,3 +400,20 @@ def test_javascript_quotes_and_parses_like_python():
     answer = json.loads(out.stdout)
     assert answer["quoted"] == [quote(value) for value in values]
     assert answer["parsed"] == values
+
+
+def test_a_rendered_file_sourced_by_sh_runs_nothing_and_keeps_the_value(tmp_path):
+    import subprocess
+
+    value = 'it\'s `touch PWNED` and $(touch PWNED2) $HOME \\ "q"'
+    (tmp_path / ".env").write_text(render({"V": value}))
+    sourced = subprocess.run(
+        ["sh", "-c", 'set -a; . ./.env; printf %s "$V"'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sourced.stdout == value
+    assert not (tmp_path / "PWNED").exists()
+    assert not (tmp_path / "PWNED2").exists()

@@ -12,9 +12,18 @@ const KEY = /^[A-Za-z0-9_.-]+$/;
 const COMMENT_AFTER_SPACE = /[ \t]#/;
 const PLAIN_VALUE = /^[A-Za-z0-9_@%+=:,./-]+$/;
 const QUOTE_NAMES = { "'": "single", '"': "double", "`": "backtick" };
-const DOUBLE_ESCAPES = { n: "\n", r: "\r", t: "\t", '"': '"', "\\": "\\", $: "$" };
-const DOUBLE_SPECIAL = /[\\"\n\r$]/g;
-const DOUBLE_WRITTEN = { "\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", $: "\\$" };
+// \` is read and written so that a file dotMage writes stays safe to source:
+// a shell runs a command in backticks even inside double quotes.
+const DOUBLE_ESCAPES = { n: "\n", r: "\r", t: "\t", '"': '"', "\\": "\\", $: "$", "`": "`" };
+const DOUBLE_SPECIAL = /[\\"\n\r$`]/g;
+const DOUBLE_WRITTEN = {
+  "\\": "\\\\",
+  '"': '\\"',
+  "\n": "\\n",
+  "\r": "\\r",
+  $: "\\$",
+  "`": "\\`",
+};
 
 /** Text that is not valid dotenv, or a key or value that cannot be written. */
 export class DotenvError extends Error {
