@@ -57,6 +57,12 @@ def test_version_json_names_the_build_fields():
     }
 
 
+def test_version_flag_with_json_prints_one_document_in_either_order():
+    expected = {"version": __version__, "build_id": None, "target": "source checkout"}
+    assert json.loads(dmage("--json", "--version").stdout) == expected
+    assert json.loads(dmage("--version", "--json").stdout) == expected
+
+
 def test_help_follows_commands_and_actions():
     assert dmage("help").stdout.startswith("usage: dmage ")
     assert dmage("help", "env", "new").stdout.startswith("usage: dmage env new ")

@@ -5,6 +5,7 @@ and argparse-manpage loads the parser at build time.
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -58,7 +59,10 @@ class VersionAction(argparse.Action):
         )
 
     def __call__(self, parser, namespace, values, option_string=None):
-        print(version_line(build_info()), flush=True)
+        # argparse stops at --version, so a --json after it is not parsed yet.
+        wants_json = getattr(namespace, "json", False) or "--json" in sys.argv[1:]
+        info = build_info()
+        print(json.dumps(info) if wants_json else version_line(info), flush=True)
         parser.exit()
 
 
