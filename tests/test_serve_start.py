@@ -1,5 +1,6 @@
 """How `dmage serve` starts: private files, and no secret lost to a busy port."""
 
+import json
 import os
 import socket
 import stat
@@ -77,3 +78,24 @@ def test_debug_logging_never_writes_queries_or_their_parameters(tmp_path):
     assert "GET /api/v1/health" in log
     for leak in ("INSERT INTO", "SELECT ", "secret_hash", "sealed_account_key"):
         assert leak not in log, leak
+
+
+def test_a_page_size_out_of_range_is_a_400(tmp_path):
+    server = start_server(tmp_path, f"sqlite:///{tmp_path / 'server.db'}")
+    device = Device(tmp_path / "home", tmp_path / "work", server)
+    try:
+        device.auth()
+        device.write(".env", "A=1\n")
+        device.run("init", "paged", check=0)
+        token = json.loads((device.home / "credentials.json").read_text())
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        for path in (
+            "/api/v1/audit?limit=0",
+            "/api/v1/audit?limit=1001",
+            "/api/v1/apps/paged/-/envs/dev/revisions?limit=0",
+        ):
+            status, _, body = server.request("GET", path, headers=headers)
+            assert status == 400, path
+            assert "'limit' must be between 1 and 1000" in body["error"]["message"]
+    finally:
+        server.stop()

@@ -26,6 +26,7 @@ ENV = APP + "/envs/<env>"
 MAX_TOKEN_TTL = 366 * 86400
 LOGIN_TTL_MAX = 600
 HISTORY_PAGE = 100
+MAX_PAGE = 1000
 KDF_FIELDS = ("time_cost", "memory_kib", "parallelism", "salt")
 
 
@@ -388,7 +389,7 @@ def delete_env(call, app, env):
 def history(call, app, env):
     """Revisions newest first, without blobs; page with ?before=N."""
     row = _env(app, env)
-    limit = min(max(call.query.get("limit", HISTORY_PAGE), 1), 1000)
+    limit = _page_size(call, HISTORY_PAGE)
     query = Revision.select(
         Revision.number,
         Revision.kind,
@@ -554,7 +555,7 @@ def revoke_token(call, token_id):
 @endpoint("GET", "/audit", "audit.read", query={"app": str, "limit": int})
 def read_audit(call):
     """The audit log, newest first."""
-    limit = min(max(call.query.get("limit", 50), 1), 1000)
+    limit = _page_size(call, 50)
     return {"entries": audit.entries(call.query.get("app"), limit)}
 
 
@@ -747,6 +748,14 @@ def _check_kind(wanted: str | None, token: Token) -> None:
 
 def _sealed_by(token: Token) -> dict:
     return {"sealed_account_key": token.sealed_account_key, "token_id": token.id}
+
+
+def _page_size(call, default: int) -> int:
+    """?limit=N, from 1 to MAX_PAGE; anything else is a 400, not a quiet clamp."""
+    limit = call.query.get("limit", default)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, f"'limit' must be between 1 and {MAX_PAGE}")
+    return limit
 
 
 def _check_name(problem: str | None) -> None:
