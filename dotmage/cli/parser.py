@@ -61,6 +61,13 @@ def positive(text: str) -> int:
     return number
 
 
+def assignment(text: str) -> str:
+    """KEY=VALUE; the word is never echoed, since without '=' it may be a secret."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError("an argument has no '=': write KEY=VALUE")
+    return text
+
+
 def duration(text: str) -> int:
     try:
         seconds = parse_duration(text)
@@ -210,7 +217,7 @@ def _secrets(commands) -> None:
 
     set_ = _command(commands, "set", "set secrets as a new revision")
     _name(set_)
-    set_.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    set_.add_argument("assignments", nargs="+", type=assignment, metavar="KEY=VALUE")
 
     unset = _command(commands, "unset", "remove secrets as a new revision")
     _name(unset)
