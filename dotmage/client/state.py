@@ -306,6 +306,10 @@ def record_file(
     server: str, app: str, env: str, path: Path, revision: int, sha256: str
 ) -> None:
     """Remember that a local file holds this revision, with these bytes."""
+    # TODO: only the revision and a hash are kept, so an old file copied over
+    # a tracked one (cp old/.env .env) looks like a local edit of the newer
+    # revision and pushes without a conflict. Keeping the hash of every
+    # revision this path held would catch it.
     data = _read_sync()
     entry = data.setdefault(_sync_key(server, app, env), {"seen": 0, "files": {}})
     entry["files"][file_key(path)] = {"revision": revision, "sha256": sha256}

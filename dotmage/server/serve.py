@@ -77,7 +77,8 @@ def serve(host: str, port: int, environ=None, threads: int = 8) -> None:
         threads=threads,
         ident="dotmage",
         # Above DOTMAGE_MAX_BODY, so that the app answers an oversized body
-        # with its own JSON 413 instead of Waitress's plain text.
+        # with its own JSON 413 instead of Waitress's plain text. A body over
+        # this still gets Waitress's text (the CLI names it as a 413 anyway).
         max_request_body_size=settings.max_body * 2 + 65536,
         # Waitress would drop X-Forwarded-* before the app sees them; the app
         # trusts them only from DOTMAGE_TRUSTED_PROXIES (server/http.py).
