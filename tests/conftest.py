@@ -4,6 +4,7 @@ Every server test runs on SQLite in a temp dir, and again on PostgreSQL when
 DOTMAGE_TEST_PG_URL names a server (each test then gets a fresh database).
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -68,18 +69,31 @@ def drop_pg_database(admin_url: str, url: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh database URL: SQLite always, PostgreSQL when configured."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'server.db'}"
+@contextlib.contextmanager
+def fresh_database(kind: str, folder: Path):
+    """A fresh database URL of that kind ("sqlite" or "postgresql").
+
+    PostgreSQL gets a database of its own, dropped afterwards; without
+    DOTMAGE_TEST_PG_URL the test is skipped with the reason.
+    """
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'server.db'}"
         return
     admin = _pg_admin_url()
     if not admin:
         pytest.skip(f"PostgreSQL tests need {PG_VARIABLE} (see README)")
     url = create_pg_database(admin)
-    yield url
-    drop_pg_database(admin, url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(admin, url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh database URL: SQLite always, PostgreSQL when configured."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 # -- the server --------------------------------------------------------------------

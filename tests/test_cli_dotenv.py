@@ -15,13 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import (
-    PG_VARIABLE,
-    Device,
-    create_pg_database,
-    drop_pg_database,
-    start_server,
-)
+from conftest import Device, fresh_database, start_server
 
 from dotmage import dotenv
 
@@ -66,18 +60,10 @@ TRICKY = {
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def dotenv_server(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("dotenv-server")
-    admin = os.environ.get(PG_VARIABLE)
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'server.db'}"
-    elif admin:
-        url = create_pg_database(admin)
-    else:
-        pytest.skip(f"PostgreSQL tests need {PG_VARIABLE} (see README)")
-    running = start_server(folder, url)
-    yield running
-    running.stop()
-    if request.param == "postgresql":
-        drop_pg_database(admin, url)
+    with fresh_database(request.param, folder) as url:
+        running = start_server(folder, url)
+        yield running
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,7 @@ import urllib.parse
 
 import pytest
 import schemathesis
-from conftest import (
-    BOOTSTRAP,
-    PG_VARIABLE,
-    Device,
-    create_pg_database,
-    drop_pg_database,
-    start_server,
-)
+from conftest import BOOTSTRAP, Device, fresh_database, start_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,27 +37,17 @@ QUIET = {
 def fuzz_server(request, tmp_path_factory):
     """One server per database for the whole module, with an app to hit."""
     tmp_path = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    admin = os.environ.get(PG_VARIABLE)
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'server.db'}"
-    elif admin:
-        url = create_pg_database(admin)
-    else:
-        pytest.skip(f"PostgreSQL tests need {PG_VARIABLE} (see README)")
-
-    # The fuzzers must reach the auth handlers, not stop at the rate limit.
-    server = start_server(tmp_path, url, DOTMAGE_RATE_LIMIT="100000/min")
-    device = Device(tmp_path / "home", tmp_path / "work", server)
-    device.auth()
-    device.write(".env", "API_KEY=fuzz-value\n")
-    device.run("init", "work/api", check=0)
-    credentials = json.loads((device.home / "credentials.json").read_text())
-    server.bearer = credentials["access_token"]
-    yield server
-
-    server.stop()
-    if request.param == "postgresql":
-        drop_pg_database(admin, url)
+    with fresh_database(request.param, tmp_path) as url:
+        # The fuzzers must reach the auth handlers, not stop at the rate limit.
+        server = start_server(tmp_path, url, DOTMAGE_RATE_LIMIT="100000/min")
+        device = Device(tmp_path / "home", tmp_path / "work", server)
+        device.auth()
+        device.write(".env", "API_KEY=fuzz-value\n")
+        device.run("init", "work/api", check=0)
+        credentials = json.loads((device.home / "credentials.json").read_text())
+        server.bearer = credentials["access_token"]
+        yield server
+        server.stop()
 
 
 def assert_no_server_error(status: int, text: str, what: str) -> None:

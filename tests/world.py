@@ -2,14 +2,7 @@
 
 from pathlib import Path
 
-import pytest
-from conftest import (
-    Device,
-    _pg_admin_url,
-    create_pg_database,
-    drop_pg_database,
-    start_server,
-)
+from conftest import Device, fresh_database, start_server
 
 
 class World:
@@ -39,15 +32,7 @@ def make_world(root: Path, db_url: str, **settings) -> World:
 def shared_world(request, tmp_path_factory, name: str):
     """Body of a module-scoped fixture parametrized over sqlite/postgresql."""
     root = tmp_path_factory.mktemp(f"{name}-{request.param}")
-    admin = _pg_admin_url()
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{root / 'server.db'}"
-    elif admin:
-        db_url = create_pg_database(admin)
-    else:
-        pytest.skip("PostgreSQL tests need DOTMAGE_TEST_PG_URL (see README)")
-    shared = make_world(root, db_url)
-    yield shared
-    shared.server.stop()
-    if request.param == "postgresql":
-        drop_pg_database(admin, db_url)
+    with fresh_database(request.param, root) as db_url:
+        shared = make_world(root, db_url)
+        yield shared
+        shared.server.stop()
